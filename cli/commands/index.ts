@@ -1,0 +1,6 @@
+// Every command the `outpost` CLI knows, gathered from one module per area.
+
+import type { Command } from '../command.ts';
+import { versionCommands } from './version.ts';
+
+export const commands: readonly Command[] = [...versionCommands];

@@ -1,0 +1,60 @@
+// Typed errors: every failure that crosses a boundary carries a stable, documented code.
+// Each part defines its own code union and subclass; edges (HTTP, CLI exit codes, WSS
+// error envelopes) map codes to their own vocabulary in one place each.
+
+/** Base of every error Outpost throws on purpose. `code` is stable and documented. */
+export class OutpostError<C extends string = string> extends Error {
+  readonly code: C;
+  /** Machine-readable context (never secrets): offsets, limits, field paths. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: C, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OutpostError';
+    this.code = code;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+  }
+
+  /** A JSON-safe view for logs, `--json` output and error envelopes. */
+  toJSON(): { name: string; code: C; message: string; details: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, details: { ...this.details } };
+  }
+}
+
+/** True when `e` is an OutpostError (optionally with one of `codes`). */
+export function isOutpostError(e: unknown, ...codes: string[]): e is OutpostError {
+  return e instanceof OutpostError && (codes.length === 0 || codes.includes(e.code));
+}
+
+/**
+ * Codes of protocol/ decoders and verifiers. Each contract's codes are listed in its spec in
+ * docs/protocol/ (section "Error codes"); keep each contract's block together.
+ */
+export type ProtocolErrorCode =
+  // bytes and canonical JSON (docs/protocol/canonical-signing.md)
+  | 'BAD_ENCODING'
+  | 'CANON_UNSUPPORTED_VALUE'
+  | 'CANON_NON_FINITE_NUMBER'
+  | 'CANON_LONE_SURROGATE'
+  | 'CANON_TOO_DEEP'
+  | 'JSON_TOO_LARGE'
+  | 'JSON_MALFORMED'
+  // signatures and identities
+  | 'SIG_BAD_CONTEXT'
+  | 'SIG_BAD_KEY'
+  | 'SIG_BAD_LENGTH'
+  | 'SIG_INVALID'
+  | 'DID_MALFORMED'
+  | 'DID_UNSUPPORTED';
+
+/** A contract was violated by bytes from outside (or by a caller). Never thrown for internal bugs. */
+export class ProtocolError extends OutpostError<ProtocolErrorCode> {
+  constructor(
+    code: ProtocolErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(code, message, options);
+    this.name = 'ProtocolError';
+  }
+}
