@@ -213,14 +213,15 @@ export async function startRNodeEmulator(options: RNodeEmulatorOptions): Promise
     const port = serial;
     writeChain = writeChain.then(async () => {
       if (!port?.isOpen || gen !== generation) return;
-      if (!slowLink) {
+      const link = slowLink; // the setting in force when this write started
+      if (!link) {
         port.write(Buffer.from(bytes));
         return;
       }
-      for (let at = 0; at < bytes.length; at += slowLink.chunkBytes) {
+      for (let at = 0; at < bytes.length; at += link.chunkBytes) {
         if (!port.isOpen || gen !== generation) return;
-        port.write(Buffer.from(bytes.subarray(at, at + slowLink.chunkBytes)));
-        await sleepReal(slowLink.delayMs);
+        port.write(Buffer.from(bytes.subarray(at, at + link.chunkBytes)));
+        await sleepReal(link.delayMs);
       }
     });
     return writeChain;

@@ -100,6 +100,8 @@ export async function openSerialLink(options: SerialLinkOptions): Promise<Serial
     rtscts: false,
     xon: false,
     xoff: false,
+    // Exclusive (TIOCEXCL): a second program cannot open the port and interleave frames.
+    lock: true,
     autoOpen: false,
   });
   const opened = await new Promise<unknown>((resolve) => port.open((e) => resolve(e ?? undefined)));

@@ -300,6 +300,17 @@ describe('RNode driver: faults', () => {
     assert.equal(b.status().state, 'ready');
   });
 
+  it('a slow serial link (gaps shorter than the silence rule) still delivers whole frames', async () => {
+    const { eb, a, b } = await readyPair();
+    const atB = collectPackets(b);
+    eb.setSlowLink({ chunkBytes: 3, delayMs: 15 });
+    const payload = Uint8Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 0xc0 : i));
+    assert.equal((await a.send(payload)).state, 'sent');
+    await atB.waitForCount(1);
+    assert.equal(key(atB.got[0]!.payload), key(payload));
+    eb.setSlowLink(undefined);
+  });
+
   it('R3: unsolicited stat frames of every kind (0x21, 0x22, 0x25–0x29, unknown) are tolerated', async () => {
     const { eb, a, b } = await readyPair();
     const atB = collectPackets(b);
