@@ -299,16 +299,27 @@ export async function startRNodeEmulator(options: RNodeEmulatorOptions): Promise
     const locked = freqHz === 0 || bandwidthHz === 0 || txp === 0xff || sf === 0;
     if (locked) return false;
     if (radioOn) return true;
-    radioOn = true;
     // Online, the firmware reads back what the modem actually uses.
     bandwidthHz = snapBandwidth(bandwidthHz);
     freqHz = Math.round(Math.round(freqHz / PLL_STEP_HZ) * PLL_STEP_HZ);
-    airPort = options.air.attach({
-      id: portId,
-      network: 'rnode',
-      ...(options.position ? { position: options.position } : {}),
-      params,
-    });
+    try {
+      airPort = options.air.attach({
+        id: portId,
+        network: 'rnode',
+        ...(options.position ? { position: options.position } : {}),
+        params,
+      });
+    } catch (e) {
+      // Like a modem that fails to start: the firmware reports ERROR_INITRADIO.
+      log.error('rnode_emulator.attach_failed', { error: e });
+      void reply({
+        kind: 'error',
+        code: RNODE_ERROR.INITRADIO,
+        error: new RadioError('RNODE_INIT_RADIO', 'attach failed'),
+      });
+      return false;
+    }
+    radioOn = true;
     airPort.onReceive(onAir);
     emit({ type: 'radio', on: true });
     if (statusFrames) void reply(phyParams());

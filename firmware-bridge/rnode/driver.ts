@@ -636,6 +636,11 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
     });
     if (!('lost' in opened)) return { status: lostStatus(opened), slow: opened.kind === 'failed', reachedReady };
     const l = opened;
+    if (closing) {
+      // close() ran while the port was opening and could not see this link.
+      await l.close();
+      return { status: { state: 'absent', reason: 'closed' }, slow: false, reachedReady };
+    }
     link = l;
     counters.sessions++;
     l.onMessage(onDeviceMessage);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { AirReception } from '../../../firmware-bridge/emulator/air.ts';
+import { createVirtualScheduler } from '../../../firmware-bridge/emulator/air-scheduler.ts';
 import { type RNodeEmulator, startRNodeEmulator } from '../../../firmware-bridge/emulator/rnode-emulator.ts';
 import { createSimulatedAir, type SimulatedAir } from '../../../firmware-bridge/emulator/simulated-air.ts';
 import { CMD, type DeviceMessage, PLATFORM } from '../../../firmware-bridge/rnode/commands.ts';
@@ -24,7 +25,7 @@ async function configure(host: RawKissHost, opts: { sf?: number; bw?: number; tx
   await host.expect(is('radioState', (m) => m.on));
 }
 
-describe('RNode emulator over a real pty (RADIO_PROTOCOLS §6.1)', () => {
+describe('RNode emulator over a real pty (RADIO_PROTOCOLS §6.1)', { timeout: 30_000 }, () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let air: SimulatedAir;
@@ -241,6 +242,46 @@ describe('RNode emulator over a real pty (RADIO_PROTOCOLS §6.1)', () => {
     assert.equal(emu.state().radioOn, false);
     await again.write(CMD.DETECT, [0x73]);
     await again.expect(is('detect'));
+  });
+
+  it('airtime locks hold the queue (never drop) until the window slides (virtual air time)', async () => {
+    const scheduler = createVirtualScheduler();
+    const vair = createSimulatedAir({ scheduler });
+    const emu = await startRNodeEmulator({ dir, name: 'alock', air: vair, bootDelayMs: 0 });
+    const host = await openRawKissHost(emu.hostPath);
+    open.push({ emu, host });
+    await configure(host);
+    await host.write(CMD.ST_ALOCK, [0x00, 0x32]); // 0.5 % of the 15 s short-term window = 75 ms
+    await host.expect(is('stAlock', (m) => m.percent === 0.5));
+    const txAt: number[] = [];
+    emu.onEvent((e) => {
+      if (e.type === 'tx') txAt.push(scheduler.nowMs());
+    });
+    const queued = new Promise<void>((resolve) => {
+      // Host events fire before the packet is queued: look at the state once the handler is done.
+      const off = emu.onEvent(() =>
+        setImmediate(() => {
+          if (emu.state().queuedPackets + emu.state().txPackets >= 3) {
+            off();
+            resolve();
+          }
+        }),
+      );
+    });
+    for (let i = 0; i < 3; i++)
+      await host.write(
+        CMD.DATA,
+        Uint8Array.from({ length: 200 }, () => i),
+      );
+    await queued;
+    await scheduler.advance(1_000);
+    assert.equal(txAt.length, 1, 'the first packet (101 ms on air) uses the whole short-term budget');
+    await scheduler.advance(30_000);
+    assert.equal(txAt.length, 3, 'held packets go out once the window has slid');
+    assert.ok(txAt[1]! - txAt[0]! > 10_000);
+    assert.equal(emu.state().droppedQueueFull, 0);
+    await emu.close();
+    vair.close();
   });
 
   it('garbage, raw frames and a slow link reach the host as written', async () => {

@@ -135,7 +135,7 @@ function untilEmulator(e: RNodeEmulator, predicate: (s: ReturnType<RNodeEmulator
   });
 }
 
-describe('RNode driver: start-up and data', () => {
+describe('RNode driver: start-up and data', { timeout: 30_000 }, () => {
   it('runs the RNS start-up sequence: detect burst, then FREQ, BW, TXP, SF, CR, RADIO_STATE on', async () => {
     const e = await emulator('seq');
     const r = radio(e.hostPath, { airtimeLimits: { shortTermPercent: 33, longTermPercent: 10 } });
@@ -224,6 +224,19 @@ describe('RNode driver: start-up and data', () => {
     assert.ok(report.windowMs > 0 && Math.abs(report.budgetUsed - report.windowMs / 3_600) < 1e-9);
   });
 
+  it('close() during start-up ends the session; open() settles and nothing is left running', async () => {
+    for (const when of ['at once', 'while opening'] as const) {
+      const e = await emulator(`early-${when.replace(' ', '-')}`);
+      const r = radio(e.hostPath, { timing: { ...FAST, bootDelayMs: 2_000 } });
+      const opened = r.open();
+      if (when === 'while opening') await waitForStatus(r, isState('opening'));
+      await r.close();
+      await opened;
+      assert.deepEqual(r.status(), { state: 'absent', reason: 'closed' });
+      assert.ok(!hostKinds(e).includes('frequency'));
+    }
+  });
+
   it('close() sends the detach sequence (41 00, 06 00, 0A FF) and fails what is still queued', async () => {
     const { ea, a } = await readyPair();
     const before = ea.hostMessages().length;
@@ -245,7 +258,7 @@ describe('RNode driver: start-up and data', () => {
   });
 });
 
-describe('RNode driver: faults', () => {
+describe('RNode driver: faults', { timeout: 60_000 }, () => {
   it('unplug → absent, sends queued meanwhile are delivered after replug → ready', async () => {
     const { ea, a, b } = await readyPair();
     const atB = collectPackets(b);
@@ -489,7 +502,7 @@ describe('RNode driver: faults', () => {
   });
 });
 
-describe('probeRNode', () => {
+describe('probeRNode', { timeout: 20_000 }, () => {
   it('identifies an emulated RNode without changing its configuration', async () => {
     const e = await emulator('probe');
     const result = await probeRNode(e.hostPath, { bootDelayMs: 10 });
