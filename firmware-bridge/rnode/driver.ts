@@ -160,7 +160,8 @@ interface QueueItem {
 
 interface InFlight {
   readonly item: QueueItem;
-  readonly doneAtMs: number;
+  /** Estimated end on air; Infinity while the write is still under way. */
+  doneAtMs: number;
 }
 
 type SessionEnd = { readonly status: RadioStatus; readonly slow: boolean; readonly reachedReady: boolean };
@@ -249,6 +250,9 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
   let lastDoneAtMs = 0;
   let pumpTimer: NodeJS.Timeout | undefined;
   let pumping = false;
+  /** Send times of radio-state queries awaiting their reply (replies come back in order). */
+  let stateQueries: number[] = [];
+  let confirmPending = false;
   let reinit: (() => void) | undefined;
 
   const hardwareErrors: Record<string, number> = {};
@@ -310,14 +314,31 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
     );
   }
 
-  function completeInFlight(): number | undefined {
-    const now = clock.monotonicMs();
-    while (inFlight.length > 0 && inFlight[0]!.doneAtMs <= now) {
+  /**
+   * A written packet counts as sent once its estimated end on air has passed AND the device has since
+   * answered a radio-state query with "on": a device that rebooted meanwhile answers nothing (or "off")
+   * and announces itself, and then every unconfirmed packet is sent again.
+   */
+  function confirmUpTo(sentAtMs: number): void {
+    while (inFlight.length > 0 && inFlight[0]!.doneAtMs <= sentAtMs) {
       const f = inFlight.shift()!;
       counters.packetsSent++;
       settle(f.item, { state: 'sent', airtimeMs: f.item.airtimeMs });
     }
-    return inFlight[0]?.doneAtMs;
+    confirmPending = false;
+    kick();
+  }
+
+  async function queryRadioState(l: SerialLink): Promise<void> {
+    // A lost reply would shift every later one by one query: harmless (it only delays confirmation), but bounded.
+    if (stateQueries.length >= 16) stateQueries.shift();
+    stateQueries.push(clock.monotonicMs());
+    await l.send({ kind: 'radioState', state: 'query' });
+  }
+
+  /** Earliest estimated end of a packet still on its way out, if any. */
+  function nextDueMs(now: number): number | undefined {
+    return inFlight.find((f) => f.doneAtMs > now && Number.isFinite(f.doneAtMs))?.doneAtMs;
   }
 
   function kick(): void {
@@ -330,11 +351,12 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
 
   async function pump(): Promise<void> {
     for (;;) {
-      const nextDone = completeInFlight();
       const l = link;
-      if (status.state !== 'ready' || !l || l.isLost() || closing) {
-        if (nextDone !== undefined) schedulePump(nextDone - clock.monotonicMs());
-        return;
+      if (status.state !== 'ready' || !l || l.isLost() || closing) return;
+      const nextDone = nextDueMs(clock.monotonicMs());
+      if (!confirmPending && inFlight.length > 0 && inFlight[0]!.doneAtMs <= clock.monotonicMs()) {
+        confirmPending = true;
+        void queryRadioState(l).catch(() => undefined); // a dead link requeues everything unconfirmed
       }
       while (queue.length > 0 && queue[0]!.settled) queue.shift();
       const item = queue[0];
@@ -363,33 +385,43 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
         );
         return;
       }
-      const bytesInFlight = inFlight.reduce((n, f) => n + f.item.payload.length, 0);
+      // Only packets estimated to be still inside the device occupy its queue.
+      const inDevice = inFlight.filter((f) => f.doneAtMs > now);
+      const bytesInDevice = inDevice.reduce((n, f) => n + f.item.payload.length, 0);
       const full =
-        inFlight.length >= pacing.maxInFlightPackets ||
-        (inFlight.length > 0 && bytesInFlight + item.payload.length > pacing.maxInFlightBytes);
+        inDevice.length >= pacing.maxInFlightPackets ||
+        (inDevice.length > 0 && bytesInDevice + item.payload.length > pacing.maxInFlightBytes);
       if (full) {
-        schedulePump(nextDone! - now);
+        if (nextDone !== undefined) schedulePump(nextDone - now);
         return;
       }
+      // In flight from before the write, so that a device reset noticed meanwhile requeues it in order.
       queue.shift();
+      const entry: InFlight = { item, doneAtMs: Number.POSITIVE_INFINITY };
+      inFlight.push(entry);
       try {
         await l.send({ kind: 'data', data: item.payload });
       } catch {
         // The link died under us: the packet was not handed over; keep it first in line.
-        if (!item.settled) queue.unshift(item);
+        const i = inFlight.indexOf(entry);
+        if (i >= 0) {
+          inFlight.splice(i, 1);
+          if (!item.settled) queue.unshift(item);
+        }
         return;
       }
+      if (!inFlight.includes(entry)) continue; // requeued by a device reset while it was being written
       const writtenAt = clock.monotonicMs();
       accountant.record(params.freqHz, item.airtimeMs, writtenAt, params.bandwidthHz);
-      const doneAtMs = Math.max(writtenAt, lastDoneAtMs) + pacing.perPacketOverheadMs + item.airtimeMs + pacing.guardMs;
-      lastDoneAtMs = doneAtMs;
-      inFlight.push({ item, doneAtMs });
+      entry.doneAtMs = Math.max(writtenAt, lastDoneAtMs) + pacing.perPacketOverheadMs + item.airtimeMs + pacing.guardMs;
+      lastDoneAtMs = entry.doneAtMs;
     }
   }
 
   /** Puts packets that were written but may not have left the device back at the head of the queue. */
   function requeueInFlight(why: string): void {
-    completeInFlight();
+    stateQueries = [];
+    confirmPending = false;
     if (inFlight.length === 0) return;
     const back = inFlight.map((f) => f.item).filter((i) => !i.settled);
     inFlight = [];
@@ -440,7 +472,9 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
           reinit?.();
         }
         return;
-      case 'radioState':
+      case 'radioState': {
+        const sentAt = status.state === 'ready' ? stateQueries.shift() : undefined;
+        if (m.on && sentAt !== undefined) confirmUpTo(sentAt);
         if (!m.on && status.state === 'ready' && !closing) {
           log.notice('rnode.radio_off', {
             hint: 'device reset without announcing it, or turned off by another program',
@@ -448,6 +482,7 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
           reinit?.();
         }
         return;
+      }
       case 'error': {
         hardwareErrors[m.error.code] = (hardwareErrors[m.error.code] ?? 0) + 1;
         if (m.code === RNODE_ERROR.MEMORY_LOW || m.code === RNODE_ERROR.MODEM_TIMEOUT) {
@@ -599,7 +634,7 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
       const tick = async () => {
         const before = radioStateReplies;
         try {
-          await l.send({ kind: 'radioState', state: 'query' });
+          await queryRadioState(l);
           const answered = await l.waitFor(() => radioStateReplies > before, timing.keepaliveTimeoutMs);
           if (!answered && !l.isLost()) {
             l.markLost({
@@ -793,8 +828,12 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
         await l.close();
       }
       await supervisor;
-      for (const f of inFlight)
-        settle(f.item, failed('RADIO_CLOSED', 'the radio was closed before the packet was confirmed on air'));
+      const now = clock.monotonicMs();
+      for (const f of inFlight) {
+        // Past its estimated end the packet has most likely gone out; the device can no longer confirm it.
+        if (f.doneAtMs <= now) settle(f.item, { state: 'sent', airtimeMs: f.item.airtimeMs });
+        else settle(f.item, failed('RADIO_CLOSED', 'the radio was closed before the packet was confirmed on air'));
+      }
       inFlight = [];
       for (const item of queue.splice(0)) settle(item, failed('RADIO_CLOSED', 'the radio was closed'));
       setStatus({ state: 'absent', reason: 'closed' });

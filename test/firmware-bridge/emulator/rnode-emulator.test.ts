@@ -250,6 +250,7 @@ describe('RNode emulator over a real pty (RADIO_PROTOCOLS §6.1)', { timeout: 30
     const emu = await startRNodeEmulator({ dir, name: 'alock', air: vair, bootDelayMs: 0 });
     const host = await openRawKissHost(emu.hostPath);
     open.push({ emu, host });
+    await host.expect(is('reset')); // booted and listening
     await configure(host);
     await host.write(CMD.ST_ALOCK, [0x00, 0x32]); // 0.5 % of the 15 s short-term window = 75 ms
     await host.expect(is('stAlock', (m) => m.percent === 0.5));

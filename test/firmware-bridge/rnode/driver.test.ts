@@ -85,11 +85,11 @@ function radio(path: string, extra: Partial<RNodeRadioOptions> = {}): RNodeRadio
   return r;
 }
 
-async function readyPair(extraA: Partial<RNodeRadioOptions> = {}) {
+async function readyPair(extraA: Partial<RNodeRadioOptions> = {}, extraB: Partial<RNodeRadioOptions> = {}) {
   const ea = await emulator('a');
   const eb = await emulator('b');
   const a = radio(ea.hostPath, extraA);
-  const b = radio(eb.hostPath);
+  const b = radio(eb.hostPath, extraB);
   await Promise.all([a.open(), b.open()]);
   assert.equal(a.status().state, 'ready');
   assert.equal(b.status().state, 'ready');
@@ -314,7 +314,8 @@ describe('RNode driver: faults', { timeout: 60_000 }, () => {
   });
 
   it('a slow serial link (gaps shorter than the silence rule) still delivers whole frames', async () => {
-    const { eb, a, b } = await readyPair();
+    // Gaps of ~15 ms against a 300 ms silence rule: wide margin for a loaded machine.
+    const { eb, a, b } = await readyPair({}, { timing: { ...FAST, partialFrameTimeoutMs: 300 } });
     const atB = collectPackets(b);
     eb.setSlowLink({ chunkBytes: 3, delayMs: 15 });
     const payload = Uint8Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 0xc0 : i));
