@@ -65,7 +65,7 @@ export const RateLimit = z.strictObject({
 export type RateLimit = z.infer<typeof RateLimit>;
 
 export const Interlock = z.discriminatedUnion('kind', [
-  /** At least `ms` between the end of one call of this tool and the start of the next. */
+  /** At least `ms` between the starts of two allowed calls of this tool (monotonic clock). */
   z.strictObject({ kind: z.literal('min_interval'), ms: z.int().min(1).max(DAY_MS) }),
   /** Calls only while the local hour h (UTC + utcOffsetMinutes) is in [fromHour, toHour), wrapping past midnight. */
   z.strictObject({
@@ -74,7 +74,7 @@ export const Interlock = z.discriminatedUnion('kind', [
     toHour: z.int().min(0).max(23),
     utcOffsetMinutes: z.int().min(-720).max(840),
   }),
-  /** No call of this tool within windowMs of a call of any tool listed (and the reverse). */
+  /** No call of this tool within windowMs after a call of any tool listed started, and the reverse. */
   z.strictObject({
     kind: z.literal('mutually_exclusive'),
     tools: z.array(ToolName).min(1).max(16),
