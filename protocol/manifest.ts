@@ -117,10 +117,11 @@ export type ToolSpec = z.infer<typeof ToolSpec>;
 export const StreamSpec = z.strictObject({
   name: dottedName('stream'),
   description: text(256).optional(),
-  /** Unit of the values, e.g. "Cel", "%", "kPa", "dBm" (UCUM codes recommended). */
-  unit: text(16),
+  /** Unit of the values, e.g. "Cel", "%", "kPa", "dBm" (UCUM codes recommended); absent for unitless values. */
+  unit: text(16).optional(),
   type: z.enum(['number', 'integer', 'boolean', 'string']),
-  samplePeriodMs: z.int().min(100).max(DAY_MS),
+  /** How often the device samples; absent for an event stream (a value is recorded when something happens). */
+  samplePeriodMs: z.int().min(100).max(DAY_MS).optional(),
   /** After this long an undelivered reading is worthless and may be dropped. At least samplePeriodMs. */
   ttlMs: z
     .int()
@@ -257,7 +258,7 @@ function crossFieldIssues(m: CapabilityManifest): Issue[] {
     if (streams.has(s.name))
       issues.push({ path: ['streams', i, 'name'], message: `stream "${s.name}" is declared twice` });
     streams.add(s.name);
-    if (s.ttlMs < s.samplePeriodMs) {
+    if (s.samplePeriodMs !== undefined && s.ttlMs < s.samplePeriodMs) {
       issues.push({ path: ['streams', i, 'ttlMs'], message: 'ttlMs must be at least samplePeriodMs' });
     }
   });

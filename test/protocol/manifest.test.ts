@@ -17,7 +17,7 @@ import {
   planUndo,
 } from '../../protocol/manifest.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const example = (name: string): string => readFileSync(resolve(ROOT, 'examples/manifests', name), 'utf8');
@@ -34,8 +34,8 @@ interface InvalidVector {
   error: string;
   issues: { path: string | null; line: number | null; column: number | null }[];
 }
-const valid = readVectors<{ vectors: ValidVector[] }>('manifest', 'valid.json').vectors;
-const invalid = readVectors<{ vectors: InvalidVector[] }>('manifest', 'invalid.json').vectors;
+const valid = vectorJson<{ vectors: ValidVector[] }>('manifest', 'valid.json').vectors;
+const invalid = vectorJson<{ vectors: InvalidVector[] }>('manifest', 'invalid.json').vectors;
 
 const greenhouse = (): Record<string, unknown> & CapabilityManifest => JSON.parse(example('greenhouse.json'));
 // biome-ignore lint/suspicious/noExplicitAny: the table below pokes at arbitrary members of a manifest
@@ -277,6 +277,12 @@ describe('CapabilityManifest', () => {
         refusedAt(m, path, message);
       });
     }
+
+    it('accepts an event stream (no samplePeriodMs) and a unitless stream', () => {
+      const m = greenhouse() as Mutable;
+      m.streams.push({ name: 'door.events', type: 'string', ttlMs: 60_000, priority: 6 });
+      assert.equal(decodeManifest(m).streams?.at(-1)?.name, 'door.events');
+    });
 
     it(`refuses more than ${MAX_TOOLS} tools`, () => {
       const m = greenhouse() as Mutable;
