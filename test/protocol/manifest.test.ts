@@ -305,6 +305,30 @@ describe('CapabilityManifest', () => {
       assert.equal(issuesOf(() => decodeManifest('not json')).code, 'JSON_MALFORMED');
     });
 
+    it('refuses lone surrogates, which could not be hashed', () => {
+      const text = example('minimal.json').replace('free disk space.', 'free disk space \\ud800.');
+      refusedAt(text, '/tools/0/description', /surrogate/);
+      const m = greenhouse() as Mutable;
+      m.device.labels['\udc00'] = 'x';
+      refusedAt(m, '/device/labels/\udc00', /surrogate/);
+    });
+
+    it('bounds a manifest given as a value like one given as text', () => {
+      const m = greenhouse() as Mutable;
+      const desc = 'x'.repeat(1000);
+      m.tools = Array.from({ length: 120 }, (_, i) => ({
+        ...m.tools[4],
+        name: `t.n${i}`,
+        description: desc,
+        title: 't'.repeat(64),
+      }));
+      for (const t of m.tools) t.inputSchema = { type: 'object', additionalProperties: false, description: desc };
+      assert.throws(
+        () => decodeManifest(m),
+        (e) => isOutpostError(e, 'JSON_TOO_LARGE'),
+      );
+    });
+
     it('refuses an own "__proto__" member anywhere, instead of dropping it', () => {
       const text = example('minimal.json').replace('"safety_class"', '"__proto__": {"x": 1}, "safety_class"');
       refusedAt(JSON.parse(text), '/tools/0/__proto__', /__proto__/);
@@ -446,8 +470,12 @@ describe('CapabilityManifest', () => {
     const seeds = [JSON.parse(example('greenhouse.json')), JSON.parse(example('minimal.json'))];
     const r = assertDecoderTotal(jsonTextInputs(seeds), (text) => {
       const m = decodeManifest(text);
-      // Whatever decodes re-decodes from its own canonical form to the same hash.
-      assert.equal(manifestHash(decodeManifest(canonicalize(m))), manifestHash(m));
+      // Whatever decodes can be hashed, and re-decodes from its own canonical form to the same hash.
+      try {
+        assert.equal(manifestHash(decodeManifest(canonicalize(m))), manifestHash(m));
+      } catch (e) {
+        throw new Error(`an accepted manifest failed to hash or re-decode: ${(e as Error).message}`);
+      }
     });
     assert.ok(r.accepted > 0 && r.rejected > 0, `accepted ${r.accepted}, rejected ${r.rejected}`);
   });
