@@ -79,7 +79,8 @@ function numberForm(v: number): { type: number; mantissa?: number } {
   }
   let best: { type: number; size: number; mantissa?: number } =
     Math.fround(v) === v ? { type: V_F32, size: 4 } : { type: V_F64, size: 8 };
-  for (let s = 1; s <= 6; s++) {
+  // −0 has no decimal form (a zero mantissa decodes as +0), so it travels as f32.
+  for (let s = 1; s <= 6 && v !== 0; s++) {
     const m = Math.round(v * POW10[s]!);
     if (Math.abs(m) <= TELEMETRY_MANTISSA_MAX && Object.is(m / POW10[s]!, v)) {
       const size = varintLength(m >= 0 ? m * 2 : -m * 2 - 1);
