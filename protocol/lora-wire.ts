@@ -240,7 +240,11 @@ function isCanonicalDidKey(s: string): boolean {
 
 function isCanonicalBase64Url(s: string): boolean {
   if (!BASE64URL.test(s) || s.length % 4 === 1) return false;
-  return toBase64Url(fromBase64Url(s)) === s;
+  try {
+    return toBase64Url(fromBase64Url(s)) === s;
+  } catch {
+    return false; // stray low bits in the last character: not canonical, so the string travels as UTF-8
+  }
 }
 
 /** The compact form a string takes: the first of uuid, did:key, hex, base64url that matches exactly, else UTF-8. */
