@@ -381,7 +381,7 @@ export interface TelemetryPack {
   readonly frames: { readonly payload: Uint8Array; readonly records: readonly LoraTelemetryRecord[] }[];
   /** Records not packed because maxFrames was reached, in the caller's order. */
   readonly leftover: LoraTelemetryRecord[];
-  /** Records that cannot fit even an empty frame (a string or byte value too long): never sendable at this MTU. */
+  /** Records that cannot fit even an empty frame (a string or byte value too long), in the caller's order. */
   readonly oversize: LoraTelemetryRecord[];
 }
 
@@ -408,6 +408,7 @@ export function packTelemetry(
       oversize.push(rec);
     } else remaining.push(prepare(rec, i));
   });
+  const position = new Map(records.map((rec, i) => [rec, i]));
   while (remaining.length > 0 && frames.length < maxFrames) {
     const frame: Prepared[] = [];
     let size = 0;
@@ -446,6 +447,7 @@ export function packTelemetry(
       frames.push({ payload: w.finish(), records: frame.map((p) => p.rec) });
     }
   }
+  oversize.sort((a, b) => position.get(a)! - position.get(b)!);
   return { frames, leftover: remaining.map((p) => p.rec), oversize };
 }
 
