@@ -9,6 +9,17 @@ import { ByteReader, ByteWriter, LONE_SURROGATE } from './lora-wire.ts';
 /** A reading's value as it travels: JSON scalars, or raw bytes. */
 export type LoraTelemetryValue = null | boolean | number | string | Uint8Array;
 
+/** Quality flags, in the order that gives their bit in the mask (§4.4.3); absent means a good, direct reading. */
+export const LORA_QUALITY_FLAGS = [
+  'estimated',
+  'clipped',
+  'stale',
+  'sensor_fault',
+  'calibrating',
+  'substituted',
+] as const;
+export type LoraQualityFlag = (typeof LORA_QUALITY_FLAGS)[number];
+
 /** One reading (§4.4.1): the mapping from a telemetry record is documented there. */
 export interface LoraTelemetryRecord {
   /** The device's record sequence number (outbox seq), 0..2^52−1. */
@@ -18,6 +29,8 @@ export interface LoraTelemetryRecord {
   /** Milliseconds since the Unix epoch, 0..2^52−1. */
   readonly ts: number;
   readonly value: LoraTelemetryValue;
+  /** 1..6 distinct flags; decoded in LORA_QUALITY_FLAGS order. Absent for a good, direct reading. */
+  readonly quality?: readonly LoraQualityFlag[];
 }
 
 export const TELEMETRY_SEQ_MAX = 2 ** 52 - 1;
@@ -43,7 +56,7 @@ const POW10 = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
 const R_SEQ_STEP = 0x08;
 const R_SAME_STREAM = 0x04;
 const R_SAME_DELTA = 0x02;
-const R_RESERVED = 0x01;
+const R_QUALITY = 0x01;
 const F_TS_SECONDS = 0x01;
 
 function unsupported(message: string, details: Record<string, unknown> = {}): ProtocolError {
@@ -172,17 +185,33 @@ function checkRecord(rec: LoraTelemetryRecord, index: number): void {
     throw bad('stream index out of range');
   }
   if (!Number.isSafeInteger(rec.ts) || rec.ts < 0 || rec.ts > TELEMETRY_TS_MAX) throw bad('ts out of range');
+  if (rec.quality !== undefined) qualityMask(rec.quality, bad);
+}
+
+/** Bit i set ⇔ LORA_QUALITY_FLAGS[i] present; 0 when absent. */
+function qualityMask(quality: readonly LoraQualityFlag[] | undefined, bad: (what: string) => Error): number {
+  if (quality === undefined) return 0;
+  if (!Array.isArray(quality) || quality.length === 0) throw bad('quality must list 1..6 flags');
+  let mask = 0;
+  for (const q of quality) {
+    const bit = LORA_QUALITY_FLAGS.indexOf(q);
+    if (bit < 0) throw bad(`unknown quality flag ${String(q)}`);
+    if (mask & (1 << bit)) throw bad(`duplicate quality flag ${q}`);
+    mask |= 1 << bit;
+  }
+  return mask;
 }
 
 /** A record with its value already encoded (the value's bytes do not depend on its neighbours). */
 interface Prepared {
   readonly rec: LoraTelemetryRecord;
   readonly form: ValueForm;
+  readonly quality: number;
 }
 
 function prepare(rec: LoraTelemetryRecord, index: number): Prepared {
   checkRecord(rec, index);
-  return { rec, form: valueForm(rec.value) };
+  return { rec, form: valueForm(rec.value), quality: qualityMask(rec.quality, (w) => unsupported(w, { index })) };
 }
 
 /** Canonical order inside a payload (§4.4.2): by stream, then seq; (stream, seq) pairs are unique. */
@@ -237,10 +266,12 @@ function writeRecords(out: Sink, sorted: readonly Prepared[], unit: number): voi
     if (dSeq === step) head |= R_SEQ_STEP;
     if (p.rec.stream === stream) head |= R_SAME_STREAM;
     if (dTs === delta) head |= R_SAME_DELTA;
+    if (p.quality !== 0) head |= R_QUALITY;
     out.u8(head);
     if (dSeq !== step) out.svarint(dSeq);
     if (p.rec.stream !== stream) out.varint(p.rec.stream);
     if (dTs !== delta) out.svarint(dTs);
+    if (p.quality !== 0) out.u8(p.quality);
     if (p.rec.stream === stream && p.form.mantissa !== undefined && prev?.type === p.form.type) {
       out.svarint(p.form.mantissa - prev.mantissa!);
     } else out.bytes(p.form.bytes);
@@ -304,7 +335,6 @@ export function decodeTelemetry(payload: Uint8Array): LoraTelemetryRecord[] {
   while (r.remaining > 0) {
     const start = r.offset;
     const head = r.u8();
-    if (head & R_RESERVED) throw malformed('reserved record bit set', start);
     if (!(head & R_SEQ_STEP)) {
       const d = r.svarint();
       if (d === step) throw new ProtocolError('LORA_NON_CANONICAL', 'telemetry: repeated seq step spelled out');
@@ -323,6 +353,12 @@ export function decodeTelemetry(payload: Uint8Array): LoraTelemetryRecord[] {
       delta = d;
     }
     const seq = prevSeq + step;
+    let quality: LoraQualityFlag[] | undefined;
+    if (head & R_QUALITY) {
+      const mask = r.u8();
+      if (mask === 0 || mask >= 1 << LORA_QUALITY_FLAGS.length) throw malformed('bad quality mask', start);
+      quality = LORA_QUALITY_FLAGS.filter((_, bit) => mask & (1 << bit));
+    }
     const ts = prevTs + delta;
     if (seq < 0 || seq > TELEMETRY_SEQ_MAX) throw malformed('seq out of range', start);
     if (ts < 0 || ts * unit > TELEMETRY_TS_MAX) throw malformed('ts out of range', start);
@@ -342,7 +378,7 @@ export function decodeTelemetry(payload: Uint8Array): LoraTelemetryRecord[] {
     }
     prevType = type;
     prevMantissa = mantissa;
-    const rec = { seq, stream, ts: ts * unit, value };
+    const rec: LoraTelemetryRecord = { seq, stream, ts: ts * unit, value, ...(quality ? { quality } : {}) };
     const prev = out[out.length - 1];
     if (prev !== undefined && compareRecords(prev, rec) >= 0) {
       throw new ProtocolError('LORA_NON_CANONICAL', 'telemetry: records not in (stream, seq) order', {

@@ -25,13 +25,14 @@ export interface LoraApproval {
 
 /**
  * The fields of a quorum token that are not implied by the call (§4.6.2): tid and device come from the session, tool
- * from the call, argsHash is recomputed by the device from the arguments.
+ * from the call, argsHash is recomputed by the device from the arguments, v is 1.
  */
 export interface LoraQuorum {
+  /** The approval request's id as the token spells it (base64url of 16 bytes travels as those 16 bytes). */
   readonly requestId: string;
   readonly nonce: string;
-  /** Expiry exactly as the token states it (a non-negative integer). */
-  readonly exp: number;
+  /** The token's expiry, ms since the Unix epoch. */
+  readonly expMs: number;
   readonly approvals: readonly LoraApproval[];
 }
 
@@ -82,7 +83,7 @@ function writeToolName(w: ByteWriter, name: string): void {
 function writeQuorum(w: ByteWriter, q: LoraQuorum): void {
   writeCompactString(w, q.requestId);
   writeCompactString(w, q.nonce);
-  w.varint(q.exp);
+  w.varint(q.expMs);
   const n = q.approvals?.length;
   if (!Number.isInteger(n) || n < 1 || n > QUORUM_MAX_APPROVALS) {
     throw unsupported(`a quorum carries 1..${QUORUM_MAX_APPROVALS} approvals`);
@@ -108,7 +109,7 @@ function writeQuorum(w: ByteWriter, q: LoraQuorum): void {
 function readQuorum(r: ByteReader): LoraQuorum {
   const requestId = readCompactString(r, 'quorum requestId');
   const nonce = readCompactString(r, 'quorum nonce');
-  const exp = r.varint();
+  const expMs = r.varint();
   const n = r.u8();
   if (n < 1 || n > QUORUM_MAX_APPROVALS) throw malformed(`quorum with ${n} approvals`, r.offset - 1);
   const approvals: LoraApproval[] = [];
@@ -121,7 +122,7 @@ function readQuorum(r: ByteReader): LoraQuorum {
     else throw malformed(`unknown approver form ${kind}`, at);
     approvals.push({ approver, signature: r.bytes(APPROVAL_SIGNATURE_BYTES).slice() });
   }
-  return { requestId, nonce, exp, approvals };
+  return { requestId, nonce, expMs, approvals };
 }
 
 /** Encodes a TOOL_CALL payload. Throws LORA_VALUE_UNSUPPORTED for out-of-range fields or non-JSON arguments. */

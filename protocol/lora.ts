@@ -58,6 +58,7 @@ export { createLoraReassembler } from './lora-reassembly.ts';
 export type { ReplayVerdict, ReplayWindow, ReplayWindowState } from './lora-replay.ts';
 export { createReplayWindow } from './lora-replay.ts';
 export type {
+  LoraQualityFlag,
   LoraTelemetryAck,
   LoraTelemetryRecord,
   LoraTelemetryValue,
@@ -69,6 +70,7 @@ export {
   decodeTelemetryAck,
   encodeTelemetry,
   encodeTelemetryAck,
+  LORA_QUALITY_FLAGS,
   normalizeSeqRanges,
   packTelemetry,
 } from './lora-telemetry.ts';

@@ -6,7 +6,7 @@ import type { JsonValue } from '../../protocol/canonical-json.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { CBOR_MAX_DEPTH, decodeCbor, encodeCbor, float16Bits } from '../../protocol/lora-cbor.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector } from './lora-vectors.ts';
+import { vectorSeeds } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -99,9 +99,8 @@ describe('deterministic CBOR', () => {
   });
 
   it('the decoder is total and accepts only deterministic encodings (fuzz)', () => {
-    const cv = loadVector<{ values: { cborHex: string }[] }>('cbor.json');
     const seeds = [
-      ...cv.values.map((v) => fromHex(v.cborHex)),
+      ...vectorSeeds('cbor.json', 'cborHex'),
       encodeCbor({ valve: 2, openPercent: 37.5, seconds: 30, tags: ['a', null, true, -1.5e-7] }),
     ];
     const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 128), (b) => {

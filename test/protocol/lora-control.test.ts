@@ -13,7 +13,7 @@ import {
   type LoraHeartbeat,
 } from '../../protocol/lora.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector } from './lora-vectors.ts';
+import { loadVector, type VectorFile, vectorSeeds } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -55,12 +55,8 @@ describe('heartbeat', () => {
       codeOf(() => decodeHeartbeat(fromHex('00000000'))),
       'LORA_PAYLOAD_MALFORMED',
     );
-    const pv = loadVector<{ heartbeat: { payloadHex: string }[] }>('payloads.json');
     const { accepted, rejected } = assertDecoderTotal(
-      byteInputs(
-        pv.heartbeat.map((v) => fromHex(v.payloadHex)),
-        32,
-      ),
+      byteInputs(vectorSeeds('control.json', 'payloadHex', 'heartbeat'), 32),
       (b) => {
         assert.equal(toHex(encodeHeartbeat(decodeHeartbeat(b))), toHex(b));
       },
@@ -118,18 +114,20 @@ describe('beacon', () => {
       codeOf(() => decodeBeacon(asUplink)),
       'LORA_BAD_TYPE',
     );
-    const fv = loadVector<{ frames: { framesHex: string[] }[] }>('frames.json');
+    const fv = loadVector<VectorFile<{ framesHex: string[] }>>('frames.json');
     assert.equal(
-      codeOf(() => decodeBeacon(fromHex(fv.frames[0]!.framesHex[0]!))),
+      codeOf(() => decodeBeacon(fromHex(fv.vectors[0]!.framesHex[0]!))),
       'LORA_BAD_TYPE',
     );
   });
 
   it('the decoder is total (fuzz)', () => {
-    const bv = loadVector<{ frameHex: string }>('beacon.json');
-    const { accepted, rejected } = assertDecoderTotal(byteInputs([fromHex(bv.frameHex)], 300), (b) => {
-      assert.equal(toHex(encodeBeacon(decodeBeacon(b))), toHex(b));
-    });
+    const { accepted, rejected } = assertDecoderTotal(
+      byteInputs(vectorSeeds('control.json', 'frameHex', 'beacon'), 300),
+      (b) => {
+        assert.equal(toHex(encodeBeacon(decodeBeacon(b))), toHex(b));
+      },
+    );
     assert.ok(accepted > 0 && rejected > 0);
   });
 });

@@ -26,7 +26,7 @@ import {
 import { encodeLoraHeader } from '../../protocol/lora-frame.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector } from './lora-vectors.ts';
+import { loadVector, type VectorFile, vectorSeeds, vectorSessions } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -383,17 +383,14 @@ describe('LoRa messages and fragments', () => {
 });
 
 describe('LoRa frame decoders are total (fuzz)', () => {
-  const fv = loadVector<{ frames: { framesHex: string[] }[] }>('frames.json');
-  const rv = loadVector<{ rejections: { frameHex: string }[] }>('rejections.json');
-  const ev = loadVector<{ requestHex: string; accepted: { responseHex: string } }>('enroll.json');
-  const bv = loadVector<{ frameHex: string }>('beacon.json');
+  const fv = loadVector<VectorFile<{ framesHex: string[] }, { frameHex: string }>>('frames.json');
   const seeds = [
-    ...fv.frames.flatMap((f) => f.framesHex),
-    ...rv.rejections.map((r) => r.frameHex).slice(0, 4),
-    ev.requestHex,
-    ev.accepted.responseHex,
-    bv.frameHex,
-  ].map((h) => fromHex(h));
+    ...fv.vectors.flatMap((f) => f.framesHex.map((h) => fromHex(h))),
+    ...(fv.rejects ?? []).slice(0, 4).map((r) => fromHex(r.frameHex)),
+    ...vectorSeeds('enroll.json', 'requestHex').slice(0, 1),
+    ...vectorSeeds('enroll.json', 'responseHex'),
+    ...vectorSeeds('control.json', 'frameHex', 'beacon'),
+  ];
 
   it('decodeLoraHeader', () => {
     const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 600), (b) => decodeLoraHeader(b));
@@ -401,12 +398,7 @@ describe('LoRa frame decoders are total (fuzz)', () => {
   });
 
   it('openLoraFrame, both directions, with the vector session', () => {
-    const sv = loadVector<Record<string, string>>('session-keys.json');
-    const vectorSession = {
-      shortId: fromHex(sv.shortId!),
-      uplinkKey: fromHex(sv.uplinkKey!),
-      downlinkKey: fromHex(sv.downlinkKey!),
-    };
+    const vectorSession = vectorSessions().controlPlane;
     const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 600), (b) => {
       const expect = b.length > 1 && b[1]! & 0x80 ? 'downlink' : 'uplink';
       return openLoraFrame(b, vectorSession, { expect });

@@ -10,6 +10,7 @@ import {
   encodeTelemetryAck,
   LORA_OVERHEAD_BYTES,
   LORA_PROFILES,
+  LORA_QUALITY_FLAGS,
   type LoraTelemetryRecord,
   type LoraTelemetryValue,
   normalizeSeqRanges,
@@ -18,7 +19,7 @@ import {
 } from '../../protocol/lora.ts';
 import { TELEMETRY_MANTISSA_MAX, TELEMETRY_SEQ_MAX, TELEMETRY_TS_MAX } from '../../protocol/lora-telemetry.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector } from './lora-vectors.ts';
+import { vectorSeeds } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -51,12 +52,15 @@ const tsArb = fc.oneof(
   fc.integer({ min: 0, max: 100_000 }).map((d) => T0 + d),
 );
 
-const recordArb: fc.Arbitrary<LoraTelemetryRecord> = fc.record({
-  seq: fc.oneof(fc.nat(5000), fc.integer({ min: 0, max: TELEMETRY_SEQ_MAX })),
-  stream: fc.oneof(fc.nat(6), fc.nat(0xffff)),
-  ts: tsArb,
-  value: valueArb,
-});
+const recordArb: fc.Arbitrary<LoraTelemetryRecord> = fc
+  .record({
+    seq: fc.oneof(fc.nat(5000), fc.integer({ min: 0, max: TELEMETRY_SEQ_MAX })),
+    stream: fc.oneof(fc.nat(6), fc.nat(0xffff)),
+    ts: tsArb,
+    value: valueArb,
+    quality: fc.option(fc.subarray([...LORA_QUALITY_FLAGS], { minLength: 1 }), { nil: undefined, freq: 4 }),
+  })
+  .map(({ quality, ...r }) => (quality === undefined ? r : { ...r, quality }));
 
 const recordsArb = fc.uniqueArray(recordArb, { selector: (r) => `${r.stream}:${r.seq}`, minLength: 1, maxLength: 60 });
 
@@ -120,6 +124,31 @@ describe('telemetry payload', () => {
       [new Uint8Array(5), 6],
     ];
     for (const [value, bytes] of table) assert.equal(size(value), bytes, String(value));
+  });
+
+  it('carries quality flags as a one-byte mask, returned in list order', () => {
+    const rec = { seq: 1, stream: 0, ts: T0, value: 3, quality: ['substituted', 'estimated'] as const };
+    const plain = encodeTelemetry([{ ...rec, quality: undefined }]);
+    const flagged = encodeTelemetry([rec]);
+    assert.equal(flagged.length, plain.length + 1);
+    assert.deepEqual(decodeTelemetry(flagged), [{ ...rec, quality: ['estimated', 'substituted'] }]);
+    assert.equal(
+      codeOf(() => encodeTelemetry([{ ...rec, quality: [] }])),
+      'LORA_VALUE_UNSUPPORTED',
+    );
+    assert.equal(
+      codeOf(() => encodeTelemetry([{ ...rec, quality: ['stale', 'stale'] }])),
+      'LORA_VALUE_UNSUPPORTED',
+    );
+    const unknown = { ...rec, quality: ['great'] } as unknown as LoraTelemetryRecord;
+    assert.equal(
+      codeOf(() => encodeTelemetry([unknown])),
+      'LORA_VALUE_UNSUPPORTED',
+    );
+    assert.equal(
+      codeOf(() => decodeTelemetry(fromHex('0100003b000040' + '06'))),
+      'LORA_PAYLOAD_MALFORMED',
+    );
   });
 
   it('codes a reading of the same stream and type as a difference from the previous one', () => {
@@ -187,8 +216,7 @@ describe('telemetry payload', () => {
   });
 
   it('the decoder is total and accepts only canonical payloads (fuzz)', () => {
-    const pv = loadVector<{ telemetry: { payloadHex: string }[] }>('payloads.json');
-    const seeds = pv.telemetry.map((v) => fromHex(v.payloadHex));
+    const seeds = vectorSeeds('telemetry.json', 'payloadHex');
     const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 256), (b) => {
       const records = decodeTelemetry(b);
       assert.equal(toHex(encodeTelemetry(records)), toHex(b), 'an accepted payload is canonical');
@@ -348,12 +376,8 @@ describe('telemetry ack', () => {
   });
 
   it('the decoder is total (fuzz)', () => {
-    const pv = loadVector<{ telemetryAck: { payloadHex: string }[] }>('payloads.json');
     const { accepted, rejected } = assertDecoderTotal(
-      byteInputs(
-        pv.telemetryAck.map((v) => fromHex(v.payloadHex)),
-        64,
-      ),
+      byteInputs(vectorSeeds('telemetry-ack.json', 'payloadHex'), 64),
       (b) => {
         const ack = decodeTelemetryAck(b);
         assert.equal(toHex(encodeTelemetryAck(ack)), toHex(b), 'an accepted ack is canonical');

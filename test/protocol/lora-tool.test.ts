@@ -15,7 +15,7 @@ import {
   type LoraToolResult,
 } from '../../protocol/lora.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector } from './lora-vectors.ts';
+import { loadVector, type VectorFile, vectorSeeds } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -54,7 +54,7 @@ const callArb: fc.Arbitrary<LoraToolCall> = fc
       fc.record({
         requestId: idString,
         nonce: idString,
-        exp: fc.maxSafeNat(),
+        expMs: fc.maxSafeNat(),
         approvals: fc.array(approvalArb, { minLength: 1, maxLength: 5 }),
       }),
       { nil: undefined },
@@ -98,10 +98,10 @@ describe('tool.call and tool.result payloads', () => {
     );
   });
 
-  it('a 2-of-3 quorum call with short approver ids fits one Meshtastic frame; with did:key approvers it does not', () => {
-    const pv = loadVector<{ toolCall: { name: string; payloadHex: string }[] }>('payloads.json');
-    const short = pv.toolCall.find((v) => v.name === 'quorum-2-of-3-short-ids')!;
-    const long = pv.toolCall.find((v) => v.name === 'quorum-2-of-3')!;
+  it('a 2-of-3 quorum call with short approver ids fits one Meshtastic frame; with approver id strings it may not', () => {
+    const file = loadVector<VectorFile<{ payloadHex: string }>>('tool.json');
+    const short = file.vectors.find((v) => v.name === 'quorum-2-of-3-short-ids')!;
+    const long = file.vectors.find((v) => v.name === 'quorum-2-of-3-approver-ids')!;
     assert.ok(short.payloadHex.length / 2 <= 233 - 26);
     assert.ok(long.payloadHex.length / 2 > 233 - 26);
   });
@@ -109,7 +109,7 @@ describe('tool.call and tool.result payloads', () => {
   it('refuses calls it cannot carry', () => {
     const base: LoraToolCall = { callId: 1, tool: { index: 0 }, args: {} };
     const approval = { approver: { shortId: new Uint8Array(4) }, signature: new Uint8Array(64) };
-    const quorum = { requestId: 'r', nonce: 'n', exp: 1, approvals: [approval] };
+    const quorum = { requestId: 'r', nonce: 'n', expMs: 1, approvals: [approval] };
     const cases: [string, LoraToolCall][] = [
       ['tool index beyond 65535', { ...base, tool: { index: 65536 } }],
       ['empty tool name', { ...base, tool: { name: '' } }],
@@ -166,28 +166,13 @@ describe('tool.call and tool.result payloads', () => {
   });
 
   it('the decoders are total and accept only canonical payloads (fuzz)', () => {
-    const pv = loadVector<{ toolCall: { payloadHex: string }[]; toolResult: { payloadHex: string }[] }>(
-      'payloads.json',
-    );
-    const calls = assertDecoderTotal(
-      byteInputs(
-        pv.toolCall.map((v) => fromHex(v.payloadHex)),
-        300,
-      ),
-      (b) => {
-        assert.equal(toHex(encodeToolCall(decodeToolCall(b))), toHex(b));
-      },
-    );
+    const calls = assertDecoderTotal(byteInputs(vectorSeeds('tool.json', 'payloadHex', 'tool.call'), 300), (b) => {
+      assert.equal(toHex(encodeToolCall(decodeToolCall(b))), toHex(b));
+    });
     assert.ok(calls.accepted > 0 && calls.rejected > 0);
-    const results = assertDecoderTotal(
-      byteInputs(
-        pv.toolResult.map((v) => fromHex(v.payloadHex)),
-        64,
-      ),
-      (b) => {
-        assert.equal(toHex(encodeToolResult(decodeToolResult(b))), toHex(b));
-      },
-    );
+    const results = assertDecoderTotal(byteInputs(vectorSeeds('tool.json', 'payloadHex', 'tool.result'), 64), (b) => {
+      assert.equal(toHex(encodeToolResult(decodeToolResult(b))), toHex(b));
+    });
     assert.ok(results.accepted > 0 && results.rejected > 0);
   });
 });

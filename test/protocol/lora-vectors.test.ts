@@ -21,6 +21,7 @@ import {
   decodeToolCall,
   decodeToolResult,
   deriveLoraSessionKeys,
+  type EnrollStatus,
   encodeBeacon,
   encodeHeartbeat,
   encodeTelemetry,
@@ -50,26 +51,15 @@ import {
   loadVector,
   recordFromJson,
   recordToJson,
-  type SessionVector,
   toolCallFromJson,
+  type VectorFile,
+  vectorSessions,
 } from './lora-vectors.ts';
 
-const sv = loadVector<SessionVector>('session-keys.json');
+const { sv, device: deviceSession, controlPlane: controlPlaneSession } = vectorSessions();
 
 function sessions(): { device: LoraSession; controlPlane: LoraSession } {
-  const device = deriveLoraSessionKeys({
-    deviceX25519: x25519KeyPair(fromHex(sv.deviceX25519Private)),
-    controlPlaneX25519: { publicKey: fromHex(sv.controlPlaneX25519Public) },
-    tid: sv.tid,
-    deviceId: sv.deviceId,
-  });
-  const controlPlane = deriveLoraSessionKeys({
-    deviceX25519: { publicKey: fromHex(sv.deviceX25519Public) },
-    controlPlaneX25519: x25519KeyPair(fromHex(sv.controlPlaneX25519Private)),
-    tid: sv.tid,
-    deviceId: sv.deviceId,
-  });
-  return { device, controlPlane };
+  return { device: deviceSession, controlPlane: controlPlaneSession };
 }
 
 function rejectsWith(fn: () => unknown, code: string): void {
@@ -78,19 +68,22 @@ function rejectsWith(fn: () => unknown, code: string): void {
 
 describe('LoRa vectors: session keys', () => {
   it('X25519 keys and shared secret are those of RFC 7748 §6.1', () => {
-    assert.equal(toHex(x25519KeyPair(fromHex(sv.deviceX25519Private)).publicKey), sv.deviceX25519Public);
-    assert.equal(toHex(x25519KeyPair(fromHex(sv.controlPlaneX25519Private)).publicKey), sv.controlPlaneX25519Public);
+    assert.equal(toHex(x25519KeyPair(fromHex(sv.deviceX25519PrivateKeyHex)).publicKey), sv.deviceX25519PublicKeyHex);
     assert.equal(
-      toHex(x25519SharedSecret(fromHex(sv.deviceX25519Private), fromHex(sv.controlPlaneX25519Public))),
-      sv.sharedSecret,
+      toHex(x25519KeyPair(fromHex(sv.controlPlaneX25519PrivateKeyHex)).publicKey),
+      sv.controlPlaneX25519PublicKeyHex,
+    );
+    assert.equal(
+      toHex(x25519SharedSecret(fromHex(sv.deviceX25519PrivateKeyHex), fromHex(sv.controlPlaneX25519PublicKeyHex))),
+      sv.sharedSecretHex,
     );
   });
 
   it('identity: did:key and short id of the RFC 8032 key', () => {
-    const key = ed25519KeyPair(fromHex(sv.deviceEd25519Seed));
-    assert.equal(toHex(key.publicKey), sv.deviceEd25519Public);
+    const key = ed25519KeyPair(fromHex(sv.deviceEd25519SeedHex));
+    assert.equal(toHex(key.publicKey), sv.deviceEd25519PublicKeyHex);
     assert.equal(didKeyFromEd25519(key.publicKey), sv.deviceId);
-    assert.equal(toHex(shortIdOf(key.publicKey)), sv.shortId);
+    assert.equal(toHex(shortIdOf(key.publicKey)), sv.shortIdHex);
   });
 
   it('salt and info are built as §5.2 says, and an independent HKDF gives the same keys', () => {
@@ -102,91 +95,165 @@ describe('LoRa vectors: session keys', () => {
       tid,
       Uint8Array.of(did.length >> 8, did.length & 0xff),
       did,
-      fromHex(sv.deviceX25519Public),
-      fromHex(sv.controlPlaneX25519Public),
+      fromHex(sv.deviceX25519PublicKeyHex),
+      fromHex(sv.controlPlaneX25519PublicKeyHex),
     );
-    assert.equal(toHex(info), sv.hkdfInfo);
-    assert.equal(toHex(utf8('outpost/lora-session/v1')), sv.hkdfSalt);
-    const okm = hkdf(sha256, fromHex(sv.sharedSecret), fromHex(sv.hkdfSalt), info, 64);
-    assert.equal(toHex(okm.subarray(0, 32)), sv.uplinkKey);
-    assert.equal(toHex(okm.subarray(32)), sv.downlinkKey);
+    assert.equal(toHex(info), sv.hkdfInfoHex);
+    assert.equal(toHex(utf8('outpost/lora-session/v1')), sv.hkdfSaltHex);
+    const okm = hkdf(sha256, fromHex(sv.sharedSecretHex), fromHex(sv.hkdfSaltHex), info, 64);
+    assert.equal(toHex(okm.subarray(0, 32)), sv.uplinkKeyHex);
+    assert.equal(toHex(okm.subarray(32)), sv.downlinkKeyHex);
   });
 
   it('both ends derive the vector keys', () => {
     const { device, controlPlane } = sessions();
     for (const s of [device, controlPlane]) {
-      assert.equal(toHex(s.shortId), sv.shortId);
-      assert.equal(toHex(s.uplinkKey), sv.uplinkKey);
-      assert.equal(toHex(s.downlinkKey), sv.downlinkKey);
+      assert.equal(toHex(s.shortId), sv.shortIdHex);
+      assert.equal(toHex(s.uplinkKey), sv.uplinkKeyHex);
+      assert.equal(toHex(s.downlinkKey), sv.downlinkKeyHex);
     }
   });
 });
 
-interface PayloadVectors {
-  telemetry: { name: string; records: JsonTelemetryRecord[]; payloadHex: string; decoded: JsonTelemetryRecord[] }[];
-  telemetryAck: { name: string; ack: LoraTelemetryAck; payloadHex: string; decoded: LoraTelemetryAck }[];
-  toolCall: { name: string; call: JsonToolCall; payloadHex: string }[];
-  toolResult: { name: string; result: LoraToolResult; payloadHex: string }[];
-  heartbeat: { name: string; heartbeat: LoraHeartbeat; payloadHex: string }[];
-}
+describe('LoRa vectors: session-key rejects', () => {
+  const file = loadVector<VectorFile<unknown, { controlPlaneX25519PublicKeyHex: string }>>('session-keys.json');
+  for (const r of file.rejects ?? []) {
+    it(`${r.name} → ${r.error}`, () => {
+      rejectsWith(
+        () =>
+          deriveLoraSessionKeys({
+            deviceX25519: x25519KeyPair(fromHex(sv.deviceX25519PrivateKeyHex)),
+            controlPlaneX25519: { publicKey: fromHex(r.controlPlaneX25519PublicKeyHex) },
+            tid: sv.tid,
+            deviceId: sv.deviceId,
+          }),
+        r.error,
+      );
+    });
+  }
+});
 
-describe('LoRa vectors: payloads', () => {
-  const pv = loadVector<PayloadVectors>('payloads.json');
-  for (const v of pv.telemetry) {
-    it(`telemetry ${v.name}`, () => {
+describe('LoRa vectors: telemetry', () => {
+  const file =
+    loadVector<
+      VectorFile<
+        { records: JsonTelemetryRecord[]; payloadHex: string; decoded: JsonTelemetryRecord[] },
+        { payloadHex: string }
+      >
+    >('telemetry.json');
+  for (const v of file.vectors) {
+    it(v.name, () => {
       assert.equal(toHex(encodeTelemetry(v.records.map(recordFromJson))), v.payloadHex);
       assert.deepEqual(decodeTelemetry(fromHex(v.payloadHex)).map(recordToJson), v.decoded);
       assert.equal(v.decoded.length, v.records.length);
     });
   }
-  for (const v of pv.telemetryAck) {
-    it(`telemetry.ack ${v.name}`, () => {
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () => rejectsWith(() => decodeTelemetry(fromHex(r.payloadHex)), r.error));
+  }
+
+  it('a hand-decoded payload reads as §4.4 describes', () => {
+    // one-integer-reading: flags 01 (seconds), seq0 00, ts0 1767225600 = 80 f2 d6 ca 06,
+    // record 3a = int (3 << 4) | SEQ_STEP | SAME_DELTA, stream 00, value zigzag(21) = 2a.
+    assert.equal(file.vectors[0]!.payloadHex, '010080f2d6ca063a002a');
+  });
+});
+
+describe('LoRa vectors: telemetry ack', () => {
+  const file =
+    loadVector<
+      VectorFile<{ ack: LoraTelemetryAck; payloadHex: string; decoded: LoraTelemetryAck }, { payloadHex: string }>
+    >('telemetry-ack.json');
+  for (const v of file.vectors) {
+    it(v.name, () => {
       assert.equal(toHex(encodeTelemetryAck(v.ack)), v.payloadHex);
       assert.deepEqual(decodeTelemetryAck(fromHex(v.payloadHex)), v.decoded);
     });
   }
-  for (const v of pv.toolCall) {
-    it(`tool.call ${v.name}`, () => {
-      assert.equal(toHex(encodeToolCall(toolCallFromJson(v.call))), v.payloadHex);
-      assert.deepEqual(decodeToolCall(fromHex(v.payloadHex)), toolCallFromJson(v.call));
-    });
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () =>
+      rejectsWith(() => decodeTelemetryAck(fromHex(r.payloadHex)), r.error));
   }
-  for (const v of pv.toolResult) {
-    it(`tool.result ${v.name}`, () => {
-      assert.equal(toHex(encodeToolResult(v.result)), v.payloadHex);
-      assert.deepEqual(decodeToolResult(fromHex(v.payloadHex)), v.result);
-    });
-  }
-  for (const v of pv.heartbeat) {
-    it(`heartbeat ${v.name}`, () => {
-      assert.equal(toHex(encodeHeartbeat(v.heartbeat)), v.payloadHex);
-      assert.deepEqual(decodeHeartbeat(fromHex(v.payloadHex)), v.heartbeat);
-    });
-  }
-
-  it('a hand-decoded telemetry payload reads as §4.4 describes', () => {
-    // one-integer-reading: flags 01 (seconds), seq0 00, ts0 1767225600 = 80 f2 d6 ca 06,
-    // record 3a = int (3 << 4) | SEQ_STEP | SAME_DELTA, stream 00, value zigzag(21) = 2a.
-    assert.equal(pv.telemetry[0]!.payloadHex, `01` + `00` + `80f2d6ca06` + `3a` + `00` + `2a`);
-  });
 });
 
-interface FrameVectors {
-  frames: {
-    name: string;
-    type: LoraFrameType;
-    firstSeq: number;
-    listen: boolean;
-    maxFrameBytes: number;
-    payloadHex: string;
-    framesHex: string[];
-  }[];
+describe('LoRa vectors: tool calls and results', () => {
+  const file =
+    loadVector<
+      VectorFile<
+        | { kind: 'tool.call'; call: JsonToolCall; payloadHex: string }
+        | { kind: 'tool.result'; result: LoraToolResult; payloadHex: string },
+        { kind: 'tool.call' | 'tool.result'; payloadHex: string }
+      >
+    >('tool.json');
+  for (const v of file.vectors) {
+    it(`${v.kind} ${v.name}`, () => {
+      if (v.kind === 'tool.call') {
+        assert.equal(toHex(encodeToolCall(toolCallFromJson(v.call))), v.payloadHex);
+        assert.deepEqual(decodeToolCall(fromHex(v.payloadHex)), toolCallFromJson(v.call));
+      } else {
+        assert.equal(toHex(encodeToolResult(v.result)), v.payloadHex);
+        assert.deepEqual(decodeToolResult(fromHex(v.payloadHex)), v.result);
+      }
+    });
+  }
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.kind} ${r.name} with ${r.error}`, () =>
+      rejectsWith(() => (r.kind === 'tool.call' ? decodeToolCall : decodeToolResult)(fromHex(r.payloadHex)), r.error));
+  }
+});
+
+describe('LoRa vectors: heartbeat and beacon', () => {
+  const file =
+    loadVector<
+      VectorFile<
+        | { kind: 'heartbeat'; heartbeat: LoraHeartbeat; payloadHex: string }
+        | {
+            kind: 'beacon';
+            beacon: { gatewayShortIdHex: string; seq: number; timeS: number; pendingHex: string[] };
+            frameHex: string;
+          },
+        { kind: 'heartbeat' | 'beacon'; payloadHex?: string; frameHex?: string }
+      >
+    >('control.json');
+  for (const v of file.vectors) {
+    it(`${v.kind} ${v.name}`, () => {
+      if (v.kind === 'heartbeat') {
+        assert.equal(toHex(encodeHeartbeat(v.heartbeat)), v.payloadHex);
+        assert.deepEqual(decodeHeartbeat(fromHex(v.payloadHex)), v.heartbeat);
+      } else {
+        const b = {
+          gatewayShortId: fromHex(v.beacon.gatewayShortIdHex),
+          seq: v.beacon.seq,
+          timeS: v.beacon.timeS,
+          pending: v.beacon.pendingHex.map((h) => fromHex(h)),
+        };
+        assert.equal(toHex(encodeBeacon(b)), v.frameHex);
+        assert.deepEqual(decodeBeacon(fromHex(v.frameHex)), b);
+      }
+    });
+  }
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () =>
+      rejectsWith(
+        () => (r.kind === 'heartbeat' ? decodeHeartbeat(fromHex(r.payloadHex!)) : decodeBeacon(fromHex(r.frameHex!))),
+        r.error,
+      ));
+  }
+});
+
+interface FrameVector {
+  type: LoraFrameType;
+  firstSeq: number;
+  listen: boolean;
+  maxFrameBytes: number;
+  payloadHex: string;
+  framesHex: string[];
 }
 
 describe('LoRa vectors: frames', () => {
-  const fv = loadVector<FrameVectors>('frames.json');
+  const file = loadVector<VectorFile<FrameVector, { frameHex: string; expect: 'uplink' | 'downlink' }>>('frames.json');
   const { device, controlPlane } = sessions();
-  for (const v of fv.frames) {
+  for (const v of file.vectors) {
     it(`${v.name}: sealed byte for byte, opened and reassembled by the other end`, () => {
       const downlink = v.type === 'tool.call' || v.type === 'telemetry.ack';
       const sender = downlink ? controlPlane : device;
@@ -210,13 +277,21 @@ describe('LoRa vectors: frames', () => {
       assert.equal(toHex(done!), v.payloadHex);
     });
   }
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () => {
+      rejectsWith(
+        () => openLoraFrame(fromHex(r.frameHex), r.expect === 'uplink' ? controlPlane : device, { expect: r.expect }),
+        r.error,
+      );
+    });
+  }
 
   it('the first frame matches a hand-built header, nonce and ChaCha20-Poly1305 call (§3, §5.3)', () => {
-    const v = fv.frames[0]!; // telemetry, uplink, seq 0x1000, L set
-    const header = fromHex(`2120${sv.shortId}00001000`); // version 1 | type 0x01, flags L, short id, seq
-    const nonce = fromHex(`00000000${sv.shortId}00001000`);
+    const v = file.vectors[0]!; // telemetry, uplink, seq 0x1000, L set
+    const header = fromHex(`2120${sv.shortIdHex}00001000`); // version 1 | type 0x01, flags L, short id, seq
+    const nonce = fromHex(`00000000${sv.shortIdHex}00001000`);
     const payload = fromHex(v.payloadHex);
-    const c = createCipheriv('chacha20-poly1305', fromHex(sv.uplinkKey), nonce, { authTagLength: 16 });
+    const c = createCipheriv('chacha20-poly1305', fromHex(sv.uplinkKeyHex), nonce, { authTagLength: 16 });
     c.setAAD(header, { plaintextLength: payload.length });
     const expected = concatBytes(header, c.update(payload), c.final(), c.getAuthTag());
     assert.equal(toHex(expected), v.framesHex[0]);
@@ -224,7 +299,7 @@ describe('LoRa vectors: frames', () => {
   });
 
   it('fragment headers carry index and count−1 in one byte after the seq (§7.1)', () => {
-    const v = fv.frames.find((f) => f.framesHex.length === 2)!;
+    const v = file.vectors.find((f) => f.framesHex.length === 2)!;
     const [a, b] = v.framesHex.map((h) => decodeLoraHeader(fromHex(h)));
     assert.deepEqual(a!.header.fragment, { index: 0, count: 2 });
     assert.deepEqual(b!.header.fragment, { index: 1, count: 2 });
@@ -234,123 +309,99 @@ describe('LoRa vectors: frames', () => {
   });
 });
 
-describe('LoRa vectors: rejections', () => {
-  const rv = loadVector<{
-    rejections: { name: string; frameHex: string; expect: 'uplink' | 'downlink'; code: string }[];
-  }>('rejections.json');
-  const { device, controlPlane } = sessions();
-  for (const v of rv.rejections) {
-    it(`${v.name} → ${v.code}`, () => {
-      rejectsWith(
-        () => openLoraFrame(fromHex(v.frameHex), v.expect === 'uplink' ? controlPlane : device, { expect: v.expect }),
-        v.code,
-      );
+interface EnrollVector {
+  token: string;
+  tokenIdHex: string;
+  tokenMacKeyHex: string;
+  manifestHashHex: string;
+  requestSeq: number;
+  requestListen: boolean;
+  requestHex: string;
+  responseSeq: number;
+  status: EnrollStatus;
+  controlPlaneX25519PublicKeyHex?: string;
+  tid?: string;
+  responseHex: string;
+}
+
+describe('LoRa vectors: enrollment', () => {
+  const file = loadVector<VectorFile<EnrollVector, { requestHex?: string; responseHex?: string }>>('enroll.json');
+  const device = ed25519KeyPair(fromHex(sv.deviceEd25519SeedHex));
+
+  for (const v of file.vectors) {
+    it(`${v.name}: token keys, request and response byte for byte`, () => {
+      const keys = loraEnrollTokenKeys(v.token);
+      assert.equal(toHex(keys.tokenId), v.tokenIdHex);
+      assert.equal(toHex(keys.macKey), v.tokenMacKeyHex);
+      const request = sealEnrollRequest({
+        device,
+        deviceX25519Public: fromHex(sv.deviceX25519PublicKeyHex),
+        token: v.token,
+        manifestHash: fromHex(v.manifestHashHex),
+        seq: v.requestSeq,
+        listen: v.requestListen,
+      });
+      assert.equal(toHex(request), v.requestHex);
+      assert.equal(request.length, 194);
+      const response = sealEnrollResponse({
+        request,
+        token: v.token,
+        seq: v.responseSeq,
+        status: v.status,
+        ...(v.controlPlaneX25519PublicKeyHex
+          ? { controlPlaneX25519Public: fromHex(v.controlPlaneX25519PublicKeyHex) }
+          : {}),
+        ...(v.tid ? { tid: v.tid } : {}),
+      });
+      assert.equal(toHex(response), v.responseHex);
+    });
+
+    it(`${v.name}: the control plane opens the request, the device the response`, () => {
+      const req = openEnrollRequest(fromHex(v.requestHex), (id) => (toHex(id) === v.tokenIdHex ? v.token : undefined));
+      assert.equal(req.deviceId, sv.deviceId);
+      assert.equal(toHex(req.deviceX25519), sv.deviceX25519PublicKeyHex);
+      assert.equal(toHex(req.manifestHash), v.manifestHashHex);
+      const res = openEnrollResponse(fromHex(v.responseHex), { request: fromHex(v.requestHex), token: v.token });
+      assert.equal(res.status, v.status);
+      if (v.status !== 'accepted') {
+        assert.equal(res.tid, undefined);
+        return;
+      }
+      assert.equal(res.tid, sv.tid);
+      const session = deriveLoraSessionKeys({
+        deviceX25519: x25519KeyPair(fromHex(sv.deviceX25519PrivateKeyHex)),
+        controlPlaneX25519: { publicKey: res.controlPlaneX25519! },
+        tid: res.tid!,
+        deviceId: req.deviceId,
+      });
+      assert.equal(toHex(session.uplinkKey), sv.uplinkKeyHex);
+    });
+  }
+
+  const v0 = file.vectors[0]!;
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () => {
+      if (r.requestHex) rejectsWith(() => openEnrollRequest(fromHex(r.requestHex!), () => v0.token), r.error);
+      else {
+        rejectsWith(
+          () => openEnrollResponse(fromHex(r.responseHex!), { request: fromHex(v0.requestHex), token: v0.token }),
+          r.error,
+        );
+      }
     });
   }
 });
 
-interface EnrollVector {
-  token: string;
-  tokenId: string;
-  tokenMacKey: string;
-  manifestHash: string;
-  requestSeq: number;
-  requestListen: boolean;
-  requestHex: string;
-  accepted: { seq: number; controlPlaneX25519Public: string; tid: string; responseHex: string };
-  manifestUnknown: { seq: number; responseHex: string };
-}
-
-describe('LoRa vectors: enrollment', () => {
-  const ev = loadVector<EnrollVector>('enroll.json');
-  const device = ed25519KeyPair(fromHex(sv.deviceEd25519Seed));
-
-  it('token keys, request and responses byte for byte', () => {
-    const keys = loraEnrollTokenKeys(ev.token);
-    assert.equal(toHex(keys.tokenId), ev.tokenId);
-    assert.equal(toHex(keys.macKey), ev.tokenMacKey);
-    const request = sealEnrollRequest({
-      device,
-      deviceX25519Public: fromHex(sv.deviceX25519Public),
-      token: ev.token,
-      manifestHash: fromHex(ev.manifestHash),
-      seq: ev.requestSeq,
-      listen: ev.requestListen,
-    });
-    assert.equal(toHex(request), ev.requestHex);
-    assert.equal(request.length, 194);
-    const accepted = sealEnrollResponse({
-      request,
-      token: ev.token,
-      seq: ev.accepted.seq,
-      status: 'accepted',
-      controlPlaneX25519Public: fromHex(ev.accepted.controlPlaneX25519Public),
-      tid: ev.accepted.tid,
-    });
-    assert.equal(toHex(accepted), ev.accepted.responseHex);
-    const refused = sealEnrollResponse({
-      request,
-      token: ev.token,
-      seq: ev.manifestUnknown.seq,
-      status: 'manifest-unknown',
-    });
-    assert.equal(toHex(refused), ev.manifestUnknown.responseHex);
-  });
-
-  it('the control plane opens the request; the device opens the response and derives the vector session', () => {
-    const req = openEnrollRequest(fromHex(ev.requestHex), (id) => (toHex(id) === ev.tokenId ? ev.token : undefined));
-    assert.equal(req.deviceId, sv.deviceId);
-    assert.equal(toHex(req.deviceX25519), sv.deviceX25519Public);
-    assert.equal(toHex(req.manifestHash), ev.manifestHash);
-    const res = openEnrollResponse(fromHex(ev.accepted.responseHex), {
-      request: fromHex(ev.requestHex),
-      token: ev.token,
-    });
-    assert.equal(res.status, 'accepted');
-    assert.equal(res.tid, sv.tid);
-    const session = deriveLoraSessionKeys({
-      deviceX25519: x25519KeyPair(fromHex(sv.deviceX25519Private)),
-      controlPlaneX25519: { publicKey: res.controlPlaneX25519! },
-      tid: res.tid!,
-      deviceId: req.deviceId,
-    });
-    assert.equal(toHex(session.uplinkKey), sv.uplinkKey);
-    const refused = openEnrollResponse(fromHex(ev.manifestUnknown.responseHex), {
-      request: fromHex(ev.requestHex),
-      token: ev.token,
-    });
-    assert.deepEqual({ status: refused.status, tid: refused.tid }, { status: 'manifest-unknown', tid: undefined });
-  });
-});
-
-describe('LoRa vectors: beacon', () => {
-  const bv = loadVector<{
-    beacon: { gatewayShortId: string; seq: number; timeS: number; pending: string[] };
-    frameHex: string;
-  }>('beacon.json');
-  it('encodes and decodes byte for byte', () => {
-    const b = {
-      ...bv.beacon,
-      gatewayShortId: fromHex(bv.beacon.gatewayShortId),
-      pending: bv.beacon.pending.map((h) => fromHex(h)),
-    };
-    assert.equal(toHex(encodeBeacon(b)), bv.frameHex);
-    assert.deepEqual(decodeBeacon(fromHex(bv.frameHex)), b);
-  });
-});
-
 describe('LoRa vectors: deterministic CBOR', () => {
-  const cv = loadVector<{
-    values: { value: JsonValue; cborHex: string; source: string }[];
-    rejections: { name: string; cborHex: string; code: string }[];
-  }>('cbor.json');
-  for (const v of cv.values) {
-    it(`${JSON.stringify(v.value)} ⇄ ${v.cborHex} (${v.source})`, () => {
+  const file =
+    loadVector<VectorFile<{ value: JsonValue; cborHex: string; source: string }, { cborHex: string }>>('cbor.json');
+  for (const v of file.vectors) {
+    it(`${v.name} ⇄ ${v.cborHex} (${v.source})`, () => {
       assert.equal(toHex(encodeCbor(v.value)), v.cborHex);
       assert.deepEqual(decodeCbor(fromHex(v.cborHex)), v.value);
     });
   }
-  for (const v of cv.rejections) {
-    it(`rejects ${v.name} with ${v.code}`, () => rejectsWith(() => decodeCbor(fromHex(v.cborHex)), v.code));
+  for (const r of file.rejects ?? []) {
+    it(`rejects ${r.name} with ${r.error}`, () => rejectsWith(() => decodeCbor(fromHex(r.cborHex)), r.error));
   }
 });

@@ -1,11 +1,19 @@
 // Loads the LoRa frame test vectors (docs/protocol/vectors/lora-frames/) and converts their JSON forms to values:
-// bytes are lowercase hex strings, a byte-valued telemetry reading is {"bytes": "<hex>"}.
+// fields ending in Hex are lowercase hex bytes; a byte-valued telemetry reading is {"bytesHex": "…"}.
 
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromHex, toHex } from '../../protocol/bytes.ts';
 import type { JsonValue } from '../../protocol/canonical-json.ts';
-import type { LoraTelemetryRecord, LoraTelemetryValue, LoraToolCall } from '../../protocol/lora.ts';
+import {
+  deriveLoraSessionKeys,
+  type LoraQualityFlag,
+  type LoraSession,
+  type LoraTelemetryRecord,
+  type LoraTelemetryValue,
+  type LoraToolCall,
+  x25519KeyPair,
+} from '../../protocol/lora.ts';
 
 export const VECTOR_DIR = resolve(import.meta.dirname, '../../docs/protocol/vectors/lora-frames');
 
@@ -13,28 +21,29 @@ export function loadVector<T>(name: string): T {
   return JSON.parse(readFileSync(join(VECTOR_DIR, name), 'utf8')) as T;
 }
 
-export type JsonTelemetryValue = null | boolean | number | string | { bytes: string };
+export type JsonTelemetryValue = null | boolean | number | string | { bytesHex: string };
 
 export interface JsonTelemetryRecord {
   seq: number;
   stream: number;
   ts: number;
   value: JsonTelemetryValue;
+  quality?: LoraQualityFlag[];
 }
 
 export function recordFromJson(r: JsonTelemetryRecord): LoraTelemetryRecord {
   const v = r.value;
-  const value: LoraTelemetryValue = v !== null && typeof v === 'object' ? fromHex(v.bytes) : v;
-  return { seq: r.seq, stream: r.stream, ts: r.ts, value };
+  const value: LoraTelemetryValue = v !== null && typeof v === 'object' ? fromHex(v.bytesHex) : v;
+  return { seq: r.seq, stream: r.stream, ts: r.ts, value, ...(r.quality ? { quality: r.quality } : {}) };
 }
 
 export function recordToJson(r: LoraTelemetryRecord): JsonTelemetryRecord {
-  const value = r.value instanceof Uint8Array ? { bytes: toHex(r.value) } : r.value;
-  return { seq: r.seq, stream: r.stream, ts: r.ts, value };
+  const value = r.value instanceof Uint8Array ? { bytesHex: toHex(r.value) } : r.value;
+  return { seq: r.seq, stream: r.stream, ts: r.ts, value, ...(r.quality ? { quality: [...r.quality] } : {}) };
 }
 
 export interface JsonApproval {
-  approver: { shortId: string } | { id: string };
+  approver: { shortIdHex: string } | { id: string };
   signature: string;
 }
 
@@ -42,7 +51,7 @@ export interface JsonToolCall {
   callId: number;
   tool: { index: number } | { name: string };
   deadlineS?: number;
-  quorum?: { requestId: string; nonce: string; exp: number; approvals: JsonApproval[] };
+  quorum?: { requestId: string; nonce: string; expMs: number; approvals: JsonApproval[] };
   args: JsonValue;
 }
 
@@ -56,9 +65,10 @@ export function toolCallFromJson(c: JsonToolCall): LoraToolCall {
           quorum: {
             requestId: c.quorum.requestId,
             nonce: c.quorum.nonce,
-            exp: c.quorum.exp,
+            expMs: c.quorum.expMs,
             approvals: c.quorum.approvals.map((a) => ({
-              approver: 'shortId' in a.approver ? { shortId: fromHex(a.approver.shortId) } : { id: a.approver.id },
+              approver:
+                'shortIdHex' in a.approver ? { shortId: fromHex(a.approver.shortIdHex) } : { id: a.approver.id },
               signature: fromHex(a.signature),
             })),
           },
@@ -68,20 +78,55 @@ export function toolCallFromJson(c: JsonToolCall): LoraToolCall {
   };
 }
 
+/** The shared vector-file layout (docs/protocol/README.md). */
+export interface VectorFile<V, R = Record<string, unknown>> {
+  contract: string;
+  description: string;
+  source?: string;
+  vectors: (V & { name: string })[];
+  rejects?: (R & { name: string; error: string })[];
+}
+
 /** The session every frame vector is sealed under (session-keys.json). */
 export interface SessionVector {
-  deviceEd25519Seed: string;
-  deviceEd25519Public: string;
+  deviceEd25519SeedHex: string;
+  deviceEd25519PublicKeyHex: string;
   deviceId: string;
-  shortId: string;
-  deviceX25519Private: string;
-  deviceX25519Public: string;
-  controlPlaneX25519Private: string;
-  controlPlaneX25519Public: string;
-  sharedSecret: string;
+  shortIdHex: string;
+  deviceX25519PrivateKeyHex: string;
+  deviceX25519PublicKeyHex: string;
+  controlPlaneX25519PrivateKeyHex: string;
+  controlPlaneX25519PublicKeyHex: string;
+  sharedSecretHex: string;
   tid: string;
-  hkdfSalt: string;
-  hkdfInfo: string;
-  uplinkKey: string;
-  downlinkKey: string;
+  hkdfSaltHex: string;
+  hkdfInfoHex: string;
+  uplinkKeyHex: string;
+  downlinkKeyHex: string;
+}
+
+/** The session vector and both ends' sessions derived from it. */
+export function vectorSessions(): { sv: SessionVector; device: LoraSession; controlPlane: LoraSession } {
+  const sv = loadVector<VectorFile<SessionVector>>('session-keys.json').vectors[0]!;
+  const device = deriveLoraSessionKeys({
+    deviceX25519: x25519KeyPair(fromHex(sv.deviceX25519PrivateKeyHex)),
+    controlPlaneX25519: { publicKey: fromHex(sv.controlPlaneX25519PublicKeyHex) },
+    tid: sv.tid,
+    deviceId: sv.deviceId,
+  });
+  const controlPlane = deriveLoraSessionKeys({
+    deviceX25519: { publicKey: fromHex(sv.deviceX25519PublicKeyHex) },
+    controlPlaneX25519: x25519KeyPair(fromHex(sv.controlPlaneX25519PrivateKeyHex)),
+    tid: sv.tid,
+    deviceId: sv.deviceId,
+  });
+  return { sv, device, controlPlane };
+}
+
+/** The bytes of `field` in every vector of `file` that has it, optionally of one `kind` (fuzz seeds). */
+export function vectorSeeds(file: string, field: string, kind?: string): Uint8Array[] {
+  const f = loadVector<VectorFile<Record<string, unknown>>>(file);
+  return f.vectors
+    .filter((v) => (kind === undefined || v.kind === kind) && typeof v[field] === 'string')
+    .map((v) => fromHex(v[field] as string));
 }
