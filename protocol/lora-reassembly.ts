@@ -56,7 +56,7 @@ export interface LoraReassemblerOptions {
   readonly maxMessagesPerSource?: number;
   /** Buffered fragment bytes over all partial messages (default 64 KiB). */
   readonly maxBytes?: number;
-  /** A partial message is dropped this long after its first fragment arrived (default 30 min, §7.3). */
+  /** A partial message is dropped this long after its first fragment arrived (default 1 h, §7.3). */
   readonly timeoutMs?: number;
 }
 
@@ -85,7 +85,7 @@ export function createLoraReassembler(options: LoraReassemblerOptions): LoraReas
   const maxMessages = positiveInteger(options.maxMessages, 32, 'maxMessages');
   const maxPerSource = positiveInteger(options.maxMessagesPerSource, 2, 'maxMessagesPerSource');
   const maxBytes = positiveInteger(options.maxBytes, 64 * 1024, 'maxBytes');
-  const timeoutMs = positiveInteger(options.timeoutMs, 30 * 60_000, 'timeoutMs');
+  const timeoutMs = positiveInteger(options.timeoutMs, 60 * 60_000, 'timeoutMs');
   // Map iteration order is insertion order, so the first entry is always the oldest partial message.
   const partials = new Map<string, Partial>();
   const perSource = new Map<string, number>();
