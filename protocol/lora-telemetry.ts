@@ -38,8 +38,8 @@ export const TELEMETRY_TS_MAX = 2 ** 52 - 1;
 export const TELEMETRY_STREAM_MAX = 0xffff;
 /** Longest string or byte value, in bytes (a larger one cannot fit any frame anyway). */
 export const TELEMETRY_VALUE_MAX_BYTES = 480;
-/** Integers and decimal mantissas stay within ±2^51, so the difference of two always fits a zigzag varint. */
-export const TELEMETRY_MANTISSA_MAX = 2 ** 51;
+/** Integers and decimal mantissas stay within ±(2^51 − 1), so the difference of two always fits a zigzag varint. */
+export const TELEMETRY_MANTISSA_MAX = 2 ** 51 - 1;
 
 // Value type codes: the high nibble of a record's header byte (§4.4.3).
 const V_NULL = 0;

@@ -7,7 +7,7 @@ import { ProtocolError } from './errors.ts';
 
 /** Largest integer a varint may carry: 2^53 − 1 (so every value is an exact JavaScript number). */
 export const VARINT_MAX = Number.MAX_SAFE_INTEGER;
-/** Largest magnitude a zigzag-encoded signed integer may have, so that its zigzag form stays ≤ VARINT_MAX. */
+/** Signed integers travel in −ZIGZAG_MAX .. ZIGZAG_MAX − 1, so that their zigzag form stays ≤ VARINT_MAX. */
 export const ZIGZAG_MAX = 2 ** 52;
 /** Longest varint: ceil(53 / 7) bytes. */
 const VARINT_MAX_BYTES = 8;
@@ -85,9 +85,9 @@ export class ByteWriter {
     return this.u8(v);
   }
 
-  /** Signed integer as zigzag varint; |value| ≤ ZIGZAG_MAX. */
+  /** Signed integer as zigzag varint, −ZIGZAG_MAX ≤ value < ZIGZAG_MAX. */
   svarint(value: number): this {
-    if (!Number.isSafeInteger(value) || Math.abs(value) > ZIGZAG_MAX) {
+    if (!Number.isSafeInteger(value) || value < -ZIGZAG_MAX || value >= ZIGZAG_MAX) {
       throw new ProtocolError('LORA_VALUE_UNSUPPORTED', `signed varint out of range: ${value}`);
     }
     return this.varint(zigzag(value));
@@ -188,7 +188,7 @@ export class ByteReader {
     throw malformed('varint longer than 8 bytes', start);
   }
 
-  /** A zigzag varint whose magnitude is ≤ ZIGZAG_MAX. */
+  /** A zigzag varint: −ZIGZAG_MAX ≤ value < ZIGZAG_MAX by construction (its varint is ≤ 2^53 − 1). */
   svarint(): number {
     const start = this.#pos;
     const v = unzigzag(this.varint());

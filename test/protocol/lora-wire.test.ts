@@ -40,9 +40,12 @@ describe('varints', () => {
 
   it('round-trip signed values within ±2^52 via zigzag', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -ZIGZAG_MAX, max: ZIGZAG_MAX }), (n) => {
-        assert.equal(new ByteReader(new ByteWriter().svarint(n).finish()).svarint(), n);
-      }),
+      fc.property(
+        fc.oneof(fc.integer({ min: -ZIGZAG_MAX, max: ZIGZAG_MAX - 1 }), fc.constantFrom(-ZIGZAG_MAX, ZIGZAG_MAX - 1)),
+        (n) => {
+          assert.equal(new ByteReader(new ByteWriter().svarint(n).finish()).svarint(), n);
+        },
+      ),
     );
     assert.equal(toHex(new ByteWriter().svarint(-1).svarint(1).svarint(-64).svarint(64).finish()), '01027f8001');
   });
@@ -77,7 +80,7 @@ describe('varints', () => {
       'LORA_VALUE_UNSUPPORTED',
     );
     assert.equal(
-      codeOf(() => new ByteWriter().svarint(ZIGZAG_MAX + 2)),
+      codeOf(() => new ByteWriter().svarint(ZIGZAG_MAX)),
       'LORA_VALUE_UNSUPPORTED',
     );
   });
