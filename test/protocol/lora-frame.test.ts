@@ -2,11 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { fromHex, toHex } from '../../protocol/bytes.ts';
+import { FakeClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import {
+  checkEnrollRequest,
+  createLoraReassembler,
   createReplayWindow,
+  decodeBeacon,
+  decodeHeartbeat,
   decodeLoraHeader,
+  decodeTelemetry,
+  decodeTelemetryAck,
+  decodeToolCall,
+  decodeToolResult,
   deriveLoraSessionKeys,
   LORA_MAX_FRAGMENTS,
   LORA_OVERHEAD_BYTES,
@@ -404,5 +413,35 @@ describe('LoRa frame decoders are total (fuzz)', () => {
       return openLoraFrame(b, vectorSession, { expect });
     });
     assert.ok(accepted > 0 && rejected > 0);
+  });
+
+  it('the whole receive pipeline (header, open, replay window, reassembly, payload decoders) under a flood', () => {
+    const { device, controlPlane } = vectorSessions();
+    const clock = new FakeClock();
+    const windows = { uplink: createReplayWindow(), downlink: createReplayWindow() };
+    const reassembler = createLoraReassembler({ clock, maxMessages: 4, maxBytes: 4096 });
+    const decoders: Partial<Record<LoraFrameType, (p: Uint8Array) => unknown>> = {
+      telemetry: decodeTelemetry,
+      'telemetry.ack': decodeTelemetryAck,
+      'tool.call': decodeToolCall,
+      'tool.result': decodeToolResult,
+      heartbeat: decodeHeartbeat,
+    };
+    const receive = (b: Uint8Array): unknown => {
+      clock.advance(1000);
+      const { header } = decodeLoraHeader(b);
+      if (header.type === 'beacon') return decodeBeacon(b);
+      if (header.type === 'enroll.request') return checkEnrollRequest(b);
+      if (header.type === 'enroll.response') return header;
+      const session = header.direction === 'uplink' ? controlPlane : device;
+      const opened = openLoraFrame(b, session, { expect: header.direction });
+      windows[header.direction].accept(header.seq);
+      const r = reassembler.add(opened);
+      return r.status === 'complete' ? decoders[r.message.type]!(r.message.payload) : r;
+    };
+    const { accepted, rejected, codes } = assertDecoderTotal(byteInputs(seeds, 600), receive);
+    assert.ok(accepted > 0 && rejected > 0);
+    assert.ok((codes.get('LORA_REPLAY') ?? 0) > 0, 'repeated seeds hit the replay window');
+    assert.ok(reassembler.stats().pendingBytes <= 4096 && reassembler.stats().pendingMessages <= 4);
   });
 });
