@@ -1,8 +1,6 @@
 // Loads the LoRa frame test vectors (docs/protocol/vectors/lora-frames/) and converts their JSON forms to values:
 // fields ending in Hex are lowercase hex bytes; a byte-valued telemetry reading is {"bytesHex": "…"}.
 
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { fromHex, toHex } from '../../protocol/bytes.ts';
 import type { JsonValue } from '../../protocol/canonical-json.ts';
 import {
@@ -14,11 +12,10 @@ import {
   type LoraToolCall,
   x25519KeyPair,
 } from '../../protocol/lora.ts';
-
-export const VECTOR_DIR = resolve(import.meta.dirname, '../../docs/protocol/vectors/lora-frames');
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 export function loadVector<T>(name: string): T {
-  return JSON.parse(readFileSync(join(VECTOR_DIR, name), 'utf8')) as T;
+  return vectorJson<T>('lora-frames', name);
 }
 
 export type JsonTelemetryValue = null | boolean | number | string | { bytesHex: string };
