@@ -268,7 +268,7 @@ function applyMigrations(
         else m.up(sqlite);
         const violations = sqlite.pragma('foreign_key_check') as unknown[];
         if (violations.length > 0) throw new Error(`${violations.length} foreign key violations after the step`);
-        record!.run(set.component, m.version, m.name, clock.nowMs());
+        record!.run(set.component, m.version, m.name, Math.floor(clock.nowMs()));
         sqlite.exec('COMMIT');
       } catch (e) {
         if (sqlite.inTransaction) sqlite.exec('ROLLBACK');

@@ -246,7 +246,7 @@ describe('corrupt files', () => {
     const path = populated(tempDir(t));
     smashPage(path, 1);
     const e = throwsStore(() => openDatabase(path, { migrations: [] }), 'STORE_CORRUPT');
-    assert.equal((e as { details: { path: string } }).details.path, path);
+    assert.equal(e.details.path, path);
   });
 
   it('auto picks the quick check above fullCheckMaxBytes', (t) => {

@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 import type { Clock } from '../../protocol/clock.ts';
 import { AUDIT_MIGRATIONS } from '../../store/audit.ts';
 import { type MigrationSet, openDatabase, type StoreDatabase } from '../../store/database.ts';
-import { isStoreError, type StoreErrorCode } from '../../store/errors.ts';
+import { isStoreError, type StoreError, type StoreErrorCode } from '../../store/errors.ts';
 import { INBOX_MIGRATIONS } from '../../store/inbox.ts';
 import { OUTBOX_MIGRATIONS } from '../../store/outbox.ts';
 import { SEQUENCE_MIGRATIONS } from '../../store/sequence.ts';
@@ -36,7 +36,7 @@ export function openAll(t: TestContext, path: string, clock?: Clock): StoreDatab
 }
 
 /** Asserts that `fn` throws a StoreError with `code`, and returns it. */
-export function throwsStore(fn: () => unknown, code: StoreErrorCode): Error {
+export function throwsStore(fn: () => unknown, code: StoreErrorCode): StoreError {
   let caught: unknown;
   try {
     fn();
@@ -44,7 +44,7 @@ export function throwsStore(fn: () => unknown, code: StoreErrorCode): Error {
     caught = e;
   }
   assert.ok(isStoreError(caught, code), `expected StoreError ${code}, got ${String(caught)}`);
-  return caught as Error;
+  return caught as StoreError;
 }
 
 export const KEY = new Uint8Array(32).fill(7);
