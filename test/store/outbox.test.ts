@@ -27,7 +27,13 @@ describe('outbox append', () => {
     const out = outbox.append([
       { stream: 'telemetry', payload: text('t1') },
       { stream: 'results', payload: text('r1') },
-      { stream: 'telemetry', build: (seq) => (seen.push(seq), text(`t${seq}`)) },
+      {
+        stream: 'telemetry',
+        build: (seq) => {
+          seen.push(seq);
+          return text(`t${seq}`);
+        },
+      },
     ]);
     assert.deepEqual(out, [
       { stream: 'telemetry', seq: 1, bytes: 2 },
