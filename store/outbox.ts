@@ -188,6 +188,7 @@ const KEY_CHECK_PLAINTEXT = utf8('outpost outbox key check v1');
 const TAG_BYTES = 16;
 const NONCE_TAIL_BYTES = 4;
 const NAME = /^[\x21-\x7e]{1,128}$/;
+const APPEND_SWEEP_EVERY_MS = 1000;
 
 function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME.test(value)) {
@@ -229,8 +230,7 @@ export function rowAssociatedData(queue: string, stream: string, seq: number, id
   return concatBytes(AAD_LABEL, u64(id), u64(seq), u16(q.length), q, u16(s.length), s);
 }
 
-function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  const tail = randomBytes(NONCE_TAIL_BYTES);
+function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Array, tail: Uint8Array): Uint8Array {
   const nonce = concatBytes(u64(id), tail);
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: plaintext.length });
@@ -299,7 +299,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     setNextId: sql.prepare('UPDATE outbox_ids SET next_id = ? WHERE id = 1'),
     stream: sql.prepare('SELECT next_seq AS nextSeq FROM outbox_streams WHERE queue = ? AND stream = ?'),
     insertStream: sql.prepare(
-      'INSERT INTO outbox_streams (queue, stream, next_seq, items, bytes) VALUES (?, ?, 1, 0, 0) ON CONFLICT DO NOTHING',
+      'INSERT INTO outbox_streams (queue, stream, next_seq, items, bytes) VALUES (?, ?, 1, 0, 0)',
     ),
     bumpStream: sql.prepare(
       'UPDATE outbox_streams SET next_seq = ?, items = items + ?, bytes = bytes + ? WHERE queue = ? AND stream = ?',
@@ -347,7 +347,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     const salt = row?.salt ?? randomBytes(16);
     const k = new Uint8Array(hkdfSync('sha256', options.key, salt, HKDF_INFO, 32));
     const checkAad = rowAssociatedData(queue, '', 0, 0);
-    if (!row) q.insertQueue.run(queue, salt, seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT));
+    if (!row) q.insertQueue.run(queue, salt, seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT, randomBytes(NONCE_TAIL_BYTES)));
     else if (open(k, 0, checkAad, row.keyCheck) === undefined) {
       throw new StoreError(
         'STORE_KEY_MISMATCH',
@@ -357,6 +357,18 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     }
     return k;
   });
+
+  // Nonce tails come from a pool refilled from the CSPRNG: one syscall per 1024 rows instead of per row.
+  let pool = new Uint8Array(0);
+  let poolAt = 0;
+  const nonceTail = (): Uint8Array => {
+    if (poolAt + NONCE_TAIL_BYTES > pool.length) {
+      pool = new Uint8Array(randomBytes(NONCE_TAIL_BYTES * 1024));
+      poolAt = 0;
+    }
+    poolAt += NONCE_TAIL_BYTES;
+    return pool.subarray(poolAt - NONCE_TAIL_BYTES, poolAt);
+  };
 
   // Leases live in memory: a crashed sender's leases die with it and its items are free again at restart.
   const leasedBy = new Map<number, number>(); // row id → lease id
@@ -405,6 +417,15 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     const aged = q.deleteAged.all(queue, now - maxAgeMs) as Dropped[];
     account(aged, 'max_age', drops);
     return expired.length + aged.length;
+  };
+
+  // Appends sweep at most once per second of store time (lease always sweeps, so nothing expired is
+  // ever handed out); the sweep on append only frees space a little earlier.
+  let lastAppendSweep = Number.NEGATIVE_INFINITY;
+  const sweepOnAppend = (now: number, drops: DropCount[]) => {
+    if (now - lastAppendSweep < APPEND_SWEEP_EVERY_MS) return;
+    sweepInTx(now, drops);
+    lastAppendSweep = now;
   };
 
   const needsSweep = (now: number): boolean => {
@@ -475,8 +496,11 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     for (const item of items) {
       let s = streamState.get(item.stream);
       if (!s) {
-        q.insertStream.run(queue, item.stream);
-        const row = q.stream.get(queue, item.stream) as { nextSeq: number };
+        let row = q.stream.get(queue, item.stream) as { nextSeq: number } | undefined;
+        if (!row) {
+          q.insertStream.run(queue, item.stream);
+          row = { nextSeq: 1 };
+        }
         s = { nextSeq: row.nextSeq, items: 0, bytes: 0 };
         streamState.set(item.stream, s);
       }
@@ -487,7 +511,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
       checkSize(payload.length, item.stream);
       const policy = policies.get(item.stream) ?? defaultPolicy;
       const id = nextId++;
-      const sealed = seal(key, id, rowAssociatedData(queue, item.stream, seq, id), payload);
+      const sealed = seal(key, id, rowAssociatedData(queue, item.stream, seq, id), payload, nonceTail());
       const expires = policy.ttlMs === undefined ? null : now + policy.ttlMs;
       q.insertItem.run(id, queue, item.stream, seq, policy.priority, now, wall, expires, payload.length, sealed);
       s.items++;
@@ -505,7 +529,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     const drops: DropCount[] = [];
     const out = db.write(() => {
       const now = db.time.nowMs();
-      sweepInTx(now, drops);
+      sweepOnAppend(now, drops);
       return insertInTx(items, now, Math.floor(db.clock.nowMs()), drops);
     });
     notify(drops);
@@ -535,7 +559,29 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
         db.write(() => {
           const now = db.time.nowMs();
           const wall = Math.floor(db.clock.nowMs());
-          sweepInTx(now, drops);
+          sweepOnAppend(now, drops);
+          // Fast path: the whole batch in one savepoint. Only if some call fails are the calls replayed
+          // one savepoint each, so that the failing call fails alone.
+          const swept = drops.length;
+          try {
+            const all = db.write(() =>
+              insertInTx(
+                batch.flatMap((entry) => entry.items),
+                now,
+                wall,
+                drops,
+              ),
+            );
+            let at = 0;
+            batch.forEach((entry, i) => {
+              results[i] = all.slice(at, at + entry.items.length);
+              at += entry.items.length;
+            });
+            return;
+          } catch (e) {
+            if (!db.sqlite.inTransaction) throw e;
+            drops.length = swept; // the savepoint rolled back whatever the batch dropped
+          }
           batch.forEach((entry, i) => {
             const mark = drops.length;
             try {
