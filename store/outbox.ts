@@ -213,25 +213,59 @@ function checkPolicy(p: StreamPolicy, what: string): { priority: number; ttlMs: 
   return { priority, ttlMs: p.ttlMs };
 }
 
-function u64(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
+/** Writes `n` (a safe integer ≥ 0) big-endian into 8 bytes of `out` at `at`. */
+function putU64(out: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
 }
 
 function u16(n: number): Uint8Array {
   return new Uint8Array([n >> 8, n & 0xff]);
 }
 
-/** Associated data of a row: binds its ciphertext to where it sits, so rows cannot be swapped or moved. */
-export function rowAssociatedData(queue: string, stream: string, seq: number, id: number): Uint8Array {
+/** The part of a row's associated data that only depends on its queue and stream. */
+function placeBytes(queue: string, stream: string): Uint8Array {
   const q = utf8(queue);
   const s = utf8(stream);
-  return concatBytes(AAD_LABEL, u64(id), u64(seq), u16(q.length), q, u16(s.length), s);
+  return concatBytes(u16(q.length), q, u16(s.length), s);
+}
+
+/**
+ * Associated data of a row: label || id (u64) || seq (u64) || u16 len || queue || u16 len || stream.
+ * Binds the ciphertext to where it sits, so rows cannot be swapped or moved.
+ */
+export function rowAssociatedData(
+  queue: string,
+  stream: string,
+  seq: number,
+  id: number,
+  place = placeBytes(queue, stream),
+): Uint8Array {
+  const out = new Uint8Array(AAD_LABEL.length + 16 + place.length);
+  out.set(AAD_LABEL, 0);
+  putU64(out, AAD_LABEL.length, id);
+  putU64(out, AAD_LABEL.length + 8, seq);
+  out.set(place, AAD_LABEL.length + 16);
+  return out;
+}
+
+function nonceFor(id: number, tail: Uint8Array): Uint8Array {
+  const nonce = new Uint8Array(8 + NONCE_TAIL_BYTES);
+  putU64(nonce, 0, id);
+  nonce.set(tail, 8);
+  return nonce;
 }
 
 function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Array, tail: Uint8Array): Uint8Array {
-  const nonce = concatBytes(u64(id), tail);
+  const nonce = nonceFor(id, tail);
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: plaintext.length });
   const ct = cipher.update(plaintext);
@@ -242,7 +276,7 @@ function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Arra
 /** The plaintext, or undefined when the row fails authentication. */
 function open(key: Uint8Array, id: number, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
   if (sealed.length < NONCE_TAIL_BYTES + TAG_BYTES) return undefined;
-  const nonce = concatBytes(u64(id), sealed.subarray(0, NONCE_TAIL_BYTES));
+  const nonce = nonceFor(id, sealed.subarray(0, NONCE_TAIL_BYTES));
   const ct = sealed.subarray(NONCE_TAIL_BYTES, sealed.length - TAG_BYTES);
   try {
     const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
@@ -357,6 +391,18 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     }
     return k;
   });
+
+  // Per-stream constant part of the associated data (bounded: streams are few, and capped here anyway).
+  const places = new Map<string, Uint8Array>();
+  const place = (stream: string): Uint8Array => {
+    let p = places.get(stream);
+    if (!p) {
+      if (places.size >= 1024) places.clear();
+      p = placeBytes(queue, stream);
+      places.set(stream, p);
+    }
+    return p;
+  };
 
   // Nonce tails come from a pool refilled from the CSPRNG: one syscall per 1024 rows instead of per row.
   let pool = new Uint8Array(0);
@@ -511,7 +557,13 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
       checkSize(payload.length, item.stream);
       const policy = policies.get(item.stream) ?? defaultPolicy;
       const id = nextId++;
-      const sealed = seal(key, id, rowAssociatedData(queue, item.stream, seq, id), payload, nonceTail());
+      const sealed = seal(
+        key,
+        id,
+        rowAssociatedData(queue, item.stream, seq, id, place(item.stream)),
+        payload,
+        nonceTail(),
+      );
       const expires = policy.ttlMs === undefined ? null : now + policy.ttlMs;
       q.insertItem.run(id, queue, item.stream, seq, policy.priority, now, wall, expires, payload.length, sealed);
       s.items++;
@@ -672,7 +724,12 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
       const items: OutboxItem[] = [];
       const bad: Dropped[] = [];
       for (const row of picked) {
-        const payload = open(key, row.id, rowAssociatedData(queue, row.stream, row.seq, row.id), row.sealed);
+        const payload = open(
+          key,
+          row.id,
+          rowAssociatedData(queue, row.stream, row.seq, row.id, place(row.stream)),
+          row.sealed,
+        );
         if (payload === undefined) {
           bad.push(row);
           continue;
