@@ -29,6 +29,8 @@ export type StoreErrorCode =
   | 'STORE_ITEM_TOO_LARGE'
   | 'STORE_KEY_MISMATCH'
   | 'STORE_SEQUENCE_EXHAUSTED'
+  // audit
+  | 'STORE_BAD_EXPORT'
   // key and atomic files
   | 'STORE_KEY_INVALID'
   | 'STORE_KEY_PERMISSIONS'
