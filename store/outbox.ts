@@ -376,21 +376,29 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
 
   // The sealing key: HKDF of the caller's key with this queue's random salt, so a recreated file never
   // reuses (key, nonce) pairs of an older one.
-  const key = db.write(() => {
-    const row = q.queueRow.get(queue) as { salt: Uint8Array; keyCheck: Uint8Array } | undefined;
-    const salt = row?.salt ?? randomBytes(16);
-    const k = new Uint8Array(hkdfSync('sha256', options.key, salt, HKDF_INFO, 32));
-    const checkAad = rowAssociatedData(queue, '', 0, 0);
-    if (!row) q.insertQueue.run(queue, salt, seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT, randomBytes(NONCE_TAIL_BYTES)));
-    else if (open(k, 0, checkAad, row.keyCheck) === undefined) {
-      throw new StoreError(
-        'STORE_KEY_MISMATCH',
-        `outbox ${queue} in ${db.path} was sealed with a different key (did the identity change?); its items cannot be read. Move the file aside to start empty.`,
-        { details: { path: db.path, queue } },
-      );
-    }
-    return k;
-  });
+  const checkAad = rowAssociatedData(queue, '', 0, 0);
+  const readQueue = () => q.queueRow.get(queue) as { salt: Uint8Array; keyCheck: Uint8Array } | undefined;
+  // Read first, so that a read-only handle (stats from the CLI) can open an existing queue.
+  let row = db.read(readQueue);
+  if (!row) {
+    row = db.write(() => {
+      const existing = readQueue(); // another process may have created it meanwhile
+      if (existing) return existing;
+      const salt = randomBytes(16);
+      const k = new Uint8Array(hkdfSync('sha256', options.key, salt, HKDF_INFO, 32));
+      const keyCheck = seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT, randomBytes(NONCE_TAIL_BYTES));
+      q.insertQueue.run(queue, salt, keyCheck);
+      return { salt, keyCheck };
+    });
+  }
+  const key = new Uint8Array(hkdfSync('sha256', options.key, row.salt, HKDF_INFO, 32));
+  if (open(key, 0, checkAad, row.keyCheck) === undefined) {
+    throw new StoreError(
+      'STORE_KEY_MISMATCH',
+      `outbox ${queue} in ${db.path} was sealed with a different key (did the identity change?); its items cannot be read. Move the file aside to start empty.`,
+      { details: { path: db.path, queue } },
+    );
+  }
 
   // Per-stream constant part of the associated data (bounded: streams are few, and capped here anyway).
   const places = new Map<string, Uint8Array>();

@@ -5,11 +5,11 @@ import { describe, it, type TestContext } from 'node:test';
 import { parseJson } from '../../protocol/canonical-json.ts';
 import { FakeClock } from '../../protocol/clock.ts';
 import { createMemoryLogger } from '../../protocol/log.ts';
-import type { StoreDatabase } from '../../store/database.ts';
+import { openDatabase, type StoreDatabase } from '../../store/database.ts';
 import { isStoreError } from '../../store/errors.ts';
 import { createOutbox, type DropCount, type OutboxOptions, type SeqRange } from '../../store/outbox.ts';
 import { assertDecoderTotal, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
-import { KEY, openAll, tempDir, throwsStore } from './fixtures.ts';
+import { ALL_MIGRATIONS, KEY, openAll, tempDir, throwsStore } from './fixtures.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -461,6 +461,19 @@ describe('outbox group commit', () => {
     const p = outbox.appendGrouped([{ stream: 's', payload: bytes(1) }]);
     outbox.close();
     assert.deepEqual(await p, [{ stream: 's', seq: 1, bytes: 1 }]);
+  });
+});
+
+describe('outbox read-only', () => {
+  it('reads stats through a read-only handle and refuses to append', (t) => {
+    const { db, outbox, path, clock } = setup(t);
+    outbox.append([{ stream: 's', payload: bytes(5) }]);
+    db.close();
+    const ro = openDatabase(path, { migrations: ALL_MIGRATIONS, readonly: true, clock });
+    t.after(() => ro.close());
+    const view = createOutbox(ro, { key: KEY });
+    assert.equal(view.stats().items, 1);
+    throwsStore(() => view.append([{ stream: 's', payload: bytes(1) }]), 'STORE_READONLY');
   });
 });
 
