@@ -54,6 +54,11 @@ export function isStoreError(e: unknown, ...codes: StoreErrorCode[]): e is Store
   return e instanceof StoreError && (codes.length === 0 || codes.includes(e.code));
 }
 
+/** A value for an error message that never throws (outside input may be an object with a hostile toString). */
+export function shown(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
+}
+
 interface SqliteLikeError {
   code: string;
   message: string;

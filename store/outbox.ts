@@ -5,7 +5,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { concatBytes, utf8 } from '../protocol/bytes.ts';
 import type { MigrationSet, StoreDatabase } from './database.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, shown } from './errors.ts';
 
 export const OUTBOX_MIGRATIONS: MigrationSet = {
   component: 'outbox',
@@ -199,7 +199,7 @@ function checkName(value: unknown, what: string): string {
 
 function checkCount(value: number, what: string, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be an integer ≥ ${min}, got ${value}`);
+    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be an integer ≥ ${min}, got ${shown(value)}`);
   }
   return value;
 }
