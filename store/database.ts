@@ -368,7 +368,11 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
   } catch (e) {
     sqlite.close();
     const mapped = toStoreError(e, path, 'open');
-    throw mapped;
+    if (mapped instanceof StoreError) throw mapped;
+    throw new StoreError('STORE_CANTOPEN', `cannot open database file ${path}: ${(e as Error)?.message}`, {
+      cause: e,
+      details: { path },
+    });
   }
 }
 
