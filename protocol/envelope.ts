@@ -1,11 +1,10 @@
 // The WSS envelope of subprotocol `aethermesh.v2`: one strict schema per message type, a total decoder
 // that rejects unknown types and fields, and device signatures relays cannot forge (docs/protocol/envelope.md).
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { fromBase64Url, toBase64Url } from './bytes.ts';
 import { canonicalBytes, canonicalize, parseJson } from './canonical-json.ts';
-import { canonicalSha256 } from './content-hash.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { base64UrlBytes, DeviceId, isDeviceId, SafeUint, TenantId, ToolName } from './identifiers.ts';
@@ -64,7 +63,12 @@ export const ControlPlaneId = z.string().regex(/^cp:[a-z0-9][a-z0-9._-]{0,62}$/,
 /** Who sends or receives: a device or gateway (did:key) or a control-plane node. */
 export const EndpointId = z.union([DeviceId, ControlPlaneId]);
 
-const Hash = base64UrlBytes(32);
+/** manifest.md §8: `sha256:` and the lowercase hex SHA-256 of the manifest's canonical bytes. */
+const ManifestHash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'bad manifest hash');
+
+function manifestHashOf(manifest: unknown): string {
+  return `sha256:${createHash('sha256').update(canonicalBytes(manifest)).digest('hex')}`;
+}
 const TokenText = z
   .string()
   .max(MAX_TOKEN_BYTES)
@@ -81,7 +85,7 @@ const BODIES = {
     token: TokenText,
     device: DeviceId,
     agentVersion: z.string().regex(/^[0-9A-Za-z.+_-]{1,64}$/),
-    manifestHash: Hash,
+    manifestHash: ManifestHash,
     resume: z.strictObject({ lastAckedSeq: SafeUint.nullable() }),
     challenge: base64UrlBytes(32),
   }),
@@ -90,8 +94,8 @@ const BODIES = {
     heartbeatMs: z.int().min(1000).max(300_000),
     resume: z.strictObject({ ackedThroughSeq: SafeUint.nullable() }),
   }),
-  'manifest.announce': z.strictObject({ manifest: JsonObject, manifestHash: Hash }),
-  'manifest.ack': z.strictObject({ manifestHash: Hash, status: z.enum(['accepted', 'pending_approval']) }),
+  'manifest.announce': z.strictObject({ manifest: JsonObject, manifestHash: ManifestHash }),
+  'manifest.ack': z.strictObject({ manifestHash: ManifestHash, status: z.enum(['accepted', 'pending_approval']) }),
   'tool.call': z.strictObject({
     callId: MessageId,
     tool: ToolName,
@@ -234,7 +238,7 @@ function checkStructure(value: unknown): Envelope {
   if (env.type === 'hello' && env.body.device !== env.src) {
     throw fail('ENVELOPE_WRONG_SOURCE', 'hello must come from the device it names');
   }
-  if (env.type === 'manifest.announce' && canonicalSha256(env.body.manifest) !== env.body.manifestHash) {
+  if (env.type === 'manifest.announce' && manifestHashOf(env.body.manifest) !== env.body.manifestHash) {
     throw fail('ENVELOPE_MALFORMED', 'manifestHash does not match the manifest');
   }
   return env;

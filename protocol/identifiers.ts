@@ -36,11 +36,14 @@ export function isDeviceId(s: unknown): s is string {
   return DeviceId.safeParse(s).success;
 }
 
-/** Longest tool name, in characters. */
-export const MAX_TOOL_NAME_LENGTH = 128;
+/** Longest tool or stream name, in characters (manifest.md). */
+export const MAX_TOOL_NAME_LENGTH = 64;
 
-/** Dotted tool names: lowercase segments `[a-z][a-z0-9_-]*` joined by `.` (e.g. `valve.open`). */
-export const TOOL_NAME_PATTERN = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/;
+/** Tool and stream names, as in manifest.md: at least two lowercase dotted words (`valve.open`). */
+export const TOOL_NAME_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$/;
+
+/** A dotted prefix of names: one or more words (`valve`, `greenhouse.vent`). */
+export const NAME_PREFIX_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$/;
 
 export const ToolName = z.string().max(MAX_TOOL_NAME_LENGTH).regex(TOOL_NAME_PATTERN, 'bad tool name');
 export type ToolName = z.infer<typeof ToolName>;

@@ -22,7 +22,7 @@ describe('scopes: grammar', () => {
     `${T}/*/*:call`,
     `${T}/${D1}/valve.open:call`,
     `${T}/${D1}/valve.*:read`,
-    `${T}/*/pump_2.start-now:approve`,
+    `${T}/*/pump_2.start_now:approve`,
     `${T}/*/*:admin`,
   ];
   for (const s of valid) {
@@ -39,6 +39,8 @@ describe('scopes: grammar', () => {
     ['tool inner glob', `${T}/*/*.open:call`],
     ['uppercase tool', `${T}/*/Valve.open:call`],
     ['trailing dot', `${T}/*/valve.:call`],
+    ['one-word tool name (manifest names have two or more)', `${T}/*/valve:call`],
+    ['hyphen in a tool name', `${T}/*/valve.open-now:call`],
     ['four parts', `${T}/*/*/x:call`],
     ['empty', ''],
     ['space', `${T}/*/* :call`],
