@@ -149,7 +149,7 @@ const HEADER = {
   tid: TenantId,
   /** Sender's wall clock, ms since the Unix epoch. */
   ts: SafeUint,
-  /** Per (connection, src) counter; see envelope.md §5. */
+  /** Per (connection, src) counter; see envelope.md §5.2. */
   seq: SafeUint,
   src: EndpointId,
   dst: EndpointId,

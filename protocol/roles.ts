@@ -34,7 +34,7 @@ export function requiresQuorum(safetyClass: SafetyClass): boolean {
   return safetyClass === 'physical_actuation';
 }
 
-/** Machine roles: the token's subject must be the device id it carries (tokens.md §5). */
+/** Machine roles: the token's subject must be the device id it carries (tokens.md §5.1). */
 export function isMachineRole(role: Role): role is 'device' | 'gateway' {
   return role === 'device' || role === 'gateway';
 }
