@@ -46,6 +46,16 @@ export type ProtocolErrorCode =
   | 'SIG_INVALID'
   | 'DID_MALFORMED'
   | 'DID_UNSUPPORTED'
+  // CapabilityManifest, tool-schema subset, JSON Pointer, manifest text positions (docs/protocol/manifest.md)
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_VERSION_UNSUPPORTED'
+  | 'SCHEMA_UNSUPPORTED'
+  | 'SCHEMA_VIOLATION'
+  | 'UNDO_UNRESOLVED'
+  | 'JSON_POINTER_MALFORMED'
+  | 'JSON_DUPLICATE_MEMBER'
+  // MCP projection (docs/protocol/mcp-projection.md)
+  | 'MCP_NAME_INVALID'
   // runtime tokens, JWKS, scopes and roles (docs/protocol/tokens.md §9)
   | 'TENANT_DID_MALFORMED'
   | 'TOKEN_TOO_LARGE'

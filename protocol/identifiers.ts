@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { fromBase64Url } from './bytes.ts';
 import { ed25519FromDidKey } from './did-key.ts';
+import { DOTTED_NAME, ToolName } from './manifest.ts';
 
 /** Lowercase RFC 9562 UUID text (8-4-4-4-12 hex); the only accepted spelling of a tenant id. */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -40,13 +41,13 @@ export function isDeviceId(s: unknown): s is string {
 export const MAX_TOOL_NAME_LENGTH = 64;
 
 /** Tool and stream names, as in manifest.md: at least two lowercase dotted words (`valve.open`). */
-export const TOOL_NAME_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$/;
+export const TOOL_NAME_PATTERN = DOTTED_NAME;
 
 /** A dotted prefix of names: one or more words (`valve`, `greenhouse.vent`). */
 export const NAME_PREFIX_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$/;
 
-export const ToolName = z.string().max(MAX_TOOL_NAME_LENGTH).regex(TOOL_NAME_PATTERN, 'bad tool name');
-export type ToolName = z.infer<typeof ToolName>;
+/** The manifest's tool-name schema, so a name is valid in a token, a scope or a quorum token exactly when it is in a manifest. */
+export { ToolName };
 
 function isCanonicalBase64Url(s: string, bytes: number): boolean {
   try {

@@ -9,7 +9,7 @@ import type { Clock } from './clock.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
 import { base64UrlBytes, DeviceId, MAX_TOOL_NAME_LENGTH, TenantId, ToolName } from './identifiers.ts';
-import { SAFETY_CLASSES, type SafetyClass } from './roles.ts';
+import { SafetyClass } from './manifest.ts';
 import { isToolPattern, toolPatternMatches } from './scopes.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
@@ -35,7 +35,7 @@ export const ApproverId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, 'bad a
 
 const Rule = z.union([
   z.strictObject({ tool: z.string().refine(isToolPattern, 'bad tool pattern'), k: z.int().min(1).max(MAX_APPROVALS) }),
-  z.strictObject({ safetyClass: z.enum(SAFETY_CLASSES), k: z.int().min(1).max(MAX_APPROVALS) }),
+  z.strictObject({ safetyClass: SafetyClass, k: z.int().min(1).max(MAX_APPROVALS) }),
 ]);
 
 export const QuorumPolicy = z

@@ -8,6 +8,7 @@ import { canonicalBytes, canonicalize, parseJson } from './canonical-json.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
 import { base64UrlBytes, DeviceId, MAX_TOOL_NAME_LENGTH, SafeUint, TOOL_NAME_PATTERN } from './identifiers.ts';
+import type { StreamSpec } from './manifest.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
 /** Context label of a unit signature (telemetry.md §4). */
@@ -154,4 +155,21 @@ export function verifyTelemetryUnit(unit: TelemetryUnit, expectedDevice?: string
     ok = false; // an unparseable key or signature cannot verify
   }
   if (!ok) throw new ProtocolError('TELEMETRY_BAD_SIGNATURE', 'unit signature does not verify');
+}
+
+/**
+ * True when `value` has the type the device's manifest declares for its stream (`StreamSpec.type`): receivers
+ * check this after verifying the unit, since the unit itself does not carry the manifest.
+ */
+export function valueFitsStream(value: TelemetryValue, type: StreamSpec['type']): boolean {
+  switch (type) {
+    case 'number':
+      return typeof value === 'number';
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'string':
+      return typeof value === 'string';
+  }
 }

@@ -17,7 +17,7 @@ import {
 } from '../../protocol/envelope.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface EnvelopeVector {
   name: string;
@@ -27,13 +27,13 @@ interface EnvelopeVector {
   wireText: string;
 }
 
-const file = readVectors<{
+const file = vectorJson<{
   vectors: EnvelopeVector[];
   rejects: { name: string; wireText: string; error: string; options?: DecodeEnvelopeOptions }[];
 }>('envelope', 'envelopes.json');
 const vectors = file.vectors;
 const byName = (name: string) => vectors.find((v) => v.name === name)!;
-const deviceSeed = hexBytes(vectors.find((v) => v.deviceSeedHex)!.deviceSeedHex!);
+const deviceSeed = seedFromHex(vectors.find((v) => v.deviceSeedHex)!.deviceSeedHex!);
 const device = didKeyFromEd25519(ed25519KeyPair(deviceSeed).publicKey);
 const tid = vectors[0]!.envelope.tid;
 
@@ -46,7 +46,7 @@ describe('envelope: vectors', () => {
 
   for (const v of vectors) {
     it(`${v.name}: encodes byte for byte and decodes to the same value`, () => {
-      const env = v.deviceSeedHex ? signEnvelope(v.envelope, hexBytes(v.deviceSeedHex)) : (v.envelope as Envelope);
+      const env = v.deviceSeedHex ? signEnvelope(v.envelope, seedFromHex(v.deviceSeedHex)) : (v.envelope as Envelope);
       assert.equal(encodeEnvelope(env), v.wireText);
       const back = decodeEnvelope(v.wireText, { tid });
       assert.deepEqual(back, JSON.parse(v.wireText));
@@ -89,7 +89,7 @@ describe('envelope: signatures', () => {
   });
 
   it('signEnvelope refuses a src other than the signing key', () => {
-    assert.throws(() => signEnvelope(hello.envelope, hexBytes('99'.repeat(32))), { code: 'ENVELOPE_WRONG_SOURCE' });
+    assert.throws(() => signEnvelope(hello.envelope, seedFromHex('99'.repeat(32))), { code: 'ENVELOPE_WRONG_SOURCE' });
   });
 
   it('verifyEnvelope enforces the signature rule on in-memory values', () => {

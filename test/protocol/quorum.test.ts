@@ -22,7 +22,7 @@ import {
   verifyQuorum,
 } from '../../protocol/quorum.ts';
 import { assertDecoderTotal, byteInputs, jsonTextInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface QuorumCase {
   name: string;
@@ -37,7 +37,7 @@ interface QuorumCase {
   tokenBase64url: string;
   tokenBytes: number;
 }
-const v = readVectors<{
+const v = vectorJson<{
   approvers: { id: string; ed25519SeedHex: string }[];
   policy: QuorumPolicy;
   verifyAtMs: number;
@@ -52,9 +52,10 @@ const v = readVectors<{
     error: string;
   }[];
 }>('quorum', 'quorum-tokens.json');
-const seeds = new Map(v.approvers.map((a) => [a.id, hexBytes(a.ed25519SeedHex)]));
+const seeds = new Map(v.approvers.map((a) => [a.id, seedFromHex(a.ed25519SeedHex)]));
 const k2 = v.vectors.find((c) => c.requiredK === 2)!;
 const k3 = v.vectors.find((c) => c.requiredK === 3)!;
+const hexBytes = (hex: string) => new Uint8Array(Buffer.from(hex, 'hex'));
 const bytesOf = (c: QuorumCase) => hexBytes(c.tokenHex);
 
 function opts(c: QuorumCase, o: Partial<VerifyQuorumOptions> = {}): VerifyQuorumOptions {
@@ -153,7 +154,7 @@ describe('quorum: every rule denies', () => {
     [
       'an approver not in the policy',
       () => {
-        const mallory = signApproval(req, 'mallory', hexBytes('ee'.repeat(32)));
+        const mallory = signApproval(req, 'mallory', seedFromHex('ee'.repeat(32)));
         return verifyQuorum(
           { request: req, approvals: [signApproval(req, 'alice', seeds.get('alice')!), mallory] },
           opts(k2),
@@ -365,7 +366,7 @@ describe('quorum: approver keys', () => {
   it('approverPublicKey matches the policy vector', () => {
     for (const a of v.approvers) {
       assert.equal(
-        approverPublicKey(hexBytes(a.ed25519SeedHex)),
+        approverPublicKey(seedFromHex(a.ed25519SeedHex)),
         v.policy.approvers.find((p) => p.id === a.id)!.publicKey,
       );
     }

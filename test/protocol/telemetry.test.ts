@@ -14,12 +14,13 @@ import {
   TELEMETRY_UNIT_CONTEXT,
   type TelemetryRecord,
   telemetryUnitSigningBytes,
+  valueFitsStream,
   verifyTelemetryUnit,
 } from '../../protocol/telemetry.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
-const file = readVectors<{
+const file = vectorJson<{
   vectors: {
     name: string;
     deviceSeedHex: string;
@@ -31,19 +32,19 @@ const file = readVectors<{
   rejects: { name: string; unitText: string; error: string }[];
 }>('telemetry', 'units.json');
 const v = file.vectors[0]!;
-const seed = hexBytes(v.deviceSeedHex);
+const seed = seedFromHex(v.deviceSeedHex);
 const wire = v.unitText;
 
 describe('telemetry: vectors', () => {
   for (const c of file.vectors) {
     it(`${c.name}: signs and encodes byte for byte, decodes and verifies`, () => {
-      const unit = signTelemetryUnit(hexBytes(c.deviceSeedHex), c.records);
+      const unit = signTelemetryUnit(seedFromHex(c.deviceSeedHex), c.records);
       assert.equal(unit.device, c.device);
       assert.equal(encodeTelemetryUnit(unit), c.unitText);
       if (c.signingInputHex) {
         assert.deepEqual(
           signingInput(TELEMETRY_UNIT_CONTEXT, telemetryUnitSigningBytes(unit)),
-          hexBytes(c.signingInputHex),
+          seedFromHex(c.signingInputHex),
         );
       }
       const back = decodeTelemetryUnit(c.unitText);
@@ -162,6 +163,24 @@ describe('telemetry: deny', () => {
     assert.throws(() => signTelemetryUnit(seed, records), { code: 'TELEMETRY_TOO_LARGE' });
     signTelemetryUnit(seed, records.slice(0, 64));
   });
+});
+
+describe('telemetry: values against the manifest stream type', () => {
+  const table: [unknown, string, boolean][] = [
+    [0.42, 'number', true],
+    [18, 'number', true],
+    [18, 'integer', true],
+    [18.5, 'integer', false],
+    [2 ** 53, 'integer', false],
+    [true, 'boolean', true],
+    [1, 'boolean', false],
+    ['3D', 'string', true],
+    ['1', 'number', false],
+  ];
+  for (const [value, type, want] of table) {
+    it(`${JSON.stringify(value)} ${want ? 'fits' : 'does not fit'} ${type}`, () =>
+      assert.equal(valueFitsStream(value as never, type as never), want));
+  }
 });
 
 describe('telemetry: round trip and fuzz', () => {

@@ -7,9 +7,9 @@ import { type JwkSet, parseJwks, publishedJwk } from '../../protocol/jwks.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { createTokenVerifier, DEFAULT_MIN_REFETCH_INTERVAL_MS } from '../../protocol/token-verifier.ts';
 import { type RuntimeClaims, signRuntimeToken } from '../../protocol/tokens.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
-const tokenFile = readVectors<{
+const tokenFile = vectorJson<{
   issuer: string;
   audience: string;
   verifyAtMs: number;
@@ -18,7 +18,7 @@ const tokenFile = readVectors<{
 const plainVector = tokenFile.vectors.find((x) => !x.hybrid)!;
 const v = { ...plainVector, issuer: tokenFile.issuer, audience: tokenFile.audience, verifyAtMs: tokenFile.verifyAtMs };
 const published = parseJwks(
-  readVectors<{ vectors: { jwksText: string }[] }>('tokens', 'jwks.json').vectors[0]!.jwksText,
+  vectorJson<{ vectors: { jwksText: string }[] }>('tokens', 'jwks.json').vectors[0]!.jwksText,
 );
 const plainToken = plainVector.token;
 
@@ -151,7 +151,7 @@ describe('token verifier', () => {
 
   it('verifies a token signed by a key it learns later in the set', async () => {
     const clock = new FakeClock(v.verifyAtMs);
-    const fresh = ed25519KeyPair(hexBytes('77'.repeat(32)));
+    const fresh = ed25519KeyPair(seedFromHex('77'.repeat(32)));
     const jwk = publishedJwk(fresh.publicKey, 'active');
     const iss = issuer(published);
     const verifier = verifierFor(iss, clock);

@@ -23,7 +23,7 @@ import {
   verifyRuntimeToken,
 } from '../../protocol/tokens.ts';
 import { assertDecoderTotal, byteInputs, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface TokenVector {
   name: string;
@@ -44,14 +44,14 @@ interface TokenReject {
   audience?: string;
 }
 
-const tokenFile = readVectors<{
+const tokenFile = vectorJson<{
   issuer: string;
   audience: string;
   verifyAtMs: number;
   vectors: TokenVector[];
   rejects: TokenReject[];
 }>('tokens', 'runtime-tokens.json');
-const jwksFile = readVectors<{
+const jwksFile = vectorJson<{
   vectors: {
     keys: { ed25519SeedHex: string; mldsaSeedHex?: string; status: 'active' | 'overlap'; kid: string }[];
     jwksText: string;
@@ -80,12 +80,12 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
 
 const hybridKey = () => ({
   kid: hybrid.kid,
-  ed25519Seed: hexBytes(hybrid.ed25519SeedHex),
-  mldsaSeed: hexBytes(hybrid.mldsaSeedHex!),
+  ed25519Seed: seedFromHex(hybrid.ed25519SeedHex),
+  mldsaSeed: seedFromHex(hybrid.mldsaSeedHex!),
 });
 
 describe('tenant ids', () => {
-  const v = readVectors<{
+  const v = vectorJson<{
     namespaceName: string;
     namespace: string;
     vectors: { name: string; didWeb: string; tid: string }[];
@@ -122,7 +122,7 @@ describe('runtime tokens: vectors', () => {
   it('signs the plain vector byte for byte', async () => {
     const token = await signRuntimeToken(plain.claims, {
       kid: plain.kid,
-      ed25519Seed: hexBytes(plain.ed25519SeedHex),
+      ed25519Seed: seedFromHex(plain.ed25519SeedHex),
     });
     assert.equal(token, plainToken);
     assert.equal(Buffer.from(token.split('.')[0]!, 'base64url').toString(), plain.headerText);
@@ -140,8 +140,8 @@ describe('runtime tokens: vectors', () => {
     const v = jwksFile.vectors[0]!;
     const keys = v.keys.map((k) => {
       const pub = k.mldsaSeedHex
-        ? hybridKeyPair(hexBytes(k.ed25519SeedHex), hexBytes(k.mldsaSeedHex)).publicKey
-        : ed25519KeyPair(hexBytes(k.ed25519SeedHex)).publicKey;
+        ? hybridKeyPair(seedFromHex(k.ed25519SeedHex), seedFromHex(k.mldsaSeedHex)).publicKey
+        : ed25519KeyPair(seedFromHex(k.ed25519SeedHex)).publicKey;
       const jwk = publishedJwk(pub, k.status);
       assert.equal(jwk.kid, k.kid);
       return jwk;
@@ -208,7 +208,7 @@ describe('runtime tokens: hybrid stripping attacks', () => {
   it('an attacker holding only the Ed25519 half cannot sign under the hybrid kid', async () => {
     const forged = await signRuntimeToken(hybrid.claims, {
       kid: hybrid.kid,
-      ed25519Seed: hexBytes(hybrid.ed25519SeedHex),
+      ed25519Seed: seedFromHex(hybrid.ed25519SeedHex),
     });
     assert.equal(forged.split('.').length, 3);
     await rejectsWith(verifyRuntimeToken(forged, options()), 'TOKEN_HYBRID_REQUIRED');
@@ -234,7 +234,7 @@ describe('runtime tokens: hybrid stripping attacks', () => {
 
   it('a hybrid header under a key without an ML-DSA-65 half is refused', async () => {
     // Signed by the plain key but declaring pq: the verifier has nothing to check the second half with.
-    const edOnly = { kid: plain.kid, ed25519Seed: hexBytes(plain.ed25519SeedHex), mldsaSeed: new Uint8Array(32) };
+    const edOnly = { kid: plain.kid, ed25519Seed: seedFromHex(plain.ed25519SeedHex), mldsaSeed: new Uint8Array(32) };
     const t = await signRuntimeToken(plain.claims, edOnly);
     await rejectsWith(verifyRuntimeToken(t, options()), 'TOKEN_BAD_HEADER');
   });
@@ -249,7 +249,7 @@ describe('runtime tokens: hybrid stripping attacks', () => {
 });
 
 describe('runtime tokens: claims and time', () => {
-  const seed = hexBytes(plain.ed25519SeedHex);
+  const seed = seedFromHex(plain.ed25519SeedHex);
   const sign = (claims: RuntimeClaims) => signRuntimeToken(claims, { kid: plain.kid, ed25519Seed: seed });
   const base = plain.claims;
 
@@ -308,7 +308,7 @@ describe('runtime tokens: claims and time', () => {
   });
 
   it('round-trips arbitrary valid claims', async () => {
-    const devicePub = ed25519KeyPair(hexBytes('11'.repeat(32))).publicKey;
+    const devicePub = ed25519KeyPair(seedFromHex('11'.repeat(32))).publicKey;
     const did = didKeyFromEd25519(devicePub);
     await fc.assert(
       fc.asyncProperty(
@@ -364,7 +364,7 @@ describe('runtime tokens: fuzz', () => {
         kty: 'OKP',
         crv: 'Ed25519',
         x: jwks.keys[0]!.x,
-        d: toBase64Url(hexBytes(plain.ed25519SeedHex)),
+        d: toBase64Url(seedFromHex(plain.ed25519SeedHex)),
       },
       format: 'jwk',
     });
