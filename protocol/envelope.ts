@@ -66,14 +66,18 @@ export const EndpointId = z.union([DeviceId, ControlPlaneId]);
 /** manifest.md §8: `sha256:` and the lowercase hex SHA-256 of the manifest's canonical bytes. */
 const ManifestHash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'bad manifest hash');
 
-function manifestHashOf(manifest: unknown): string {
+/** manifestHash of manifest.md §8 over a manifest not yet decoded (any JSON object). */
+function manifestHashOf(manifest: Record<string, unknown>): string {
   return `sha256:${createHash('sha256').update(canonicalBytes(manifest)).digest('hex')}`;
 }
 const TokenText = z
   .string()
   .max(MAX_TOKEN_BYTES)
   .regex(/^[A-Za-z0-9_.-]+$/, 'bad token text');
-const JsonObject = z.record(z.string(), z.json());
+// Free-form JSON (manifests, arguments, results), typed loosely so typed values (a CapabilityManifest) fit;
+// checkStructure's canonical round trip refuses anything JSON cannot carry.
+const JsonObject = z.record(z.string(), z.unknown());
+const JsonValue = z.unknown().refine((v) => v !== undefined, 'a JSON value is required');
 const Text = z.string().max(MAX_MESSAGE_LENGTH);
 
 // ---------------------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ const BODIES = {
     deadlineMs: SafeUint,
   }),
   'tool.result': z.discriminatedUnion('ok', [
-    z.strictObject({ callId: MessageId, ok: z.literal(true), result: z.json(), durationMs: SafeUint }),
+    z.strictObject({ callId: MessageId, ok: z.literal(true), result: JsonValue, durationMs: SafeUint }),
     z.strictObject({
       callId: MessageId,
       ok: z.literal(false),

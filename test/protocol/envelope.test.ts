@@ -8,6 +8,7 @@ import {
   decodeEnvelope,
   ENVELOPE_TYPES,
   type Envelope,
+  type EnvelopeOf,
   encodeEnvelope,
   newMessageId,
   signEnvelope,
@@ -15,6 +16,7 @@ import {
   verifyEnvelope,
   WSS_SUBPROTOCOL,
 } from '../../protocol/envelope.ts';
+import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
@@ -103,6 +105,22 @@ describe('envelope: signatures', () => {
     });
   });
 
+  it('encodeEnvelope refuses values JSON cannot carry in free-form members', () => {
+    const call = decodeEnvelope(byName('tool.call').wireText) as EnvelopeOf<'tool.call'>;
+    for (const bad of [{ at: new Date(0) }, { n: Number.NaN }, { f: () => 1 }, { a: [undefined] }]) {
+      assert.throws(() => encodeEnvelope({ ...call, body: { ...call.body, args: bad } }), {
+        code: 'ENVELOPE_MALFORMED',
+      });
+    }
+    const result = decodeEnvelope(byName('tool.result ok').wireText) as EnvelopeOf<'tool.result'>;
+    assert.throws(
+      () => encodeEnvelope({ ...result, body: { ...result.body, result: undefined } } as unknown as Envelope),
+      {
+        code: 'ENVELOPE_MALFORMED',
+      },
+    );
+  });
+
   it('encodeEnvelope refuses what decodeEnvelope would refuse', () => {
     const ping = decodeEnvelope(byName('ping').wireText);
     assert.throws(() => encodeEnvelope({ ...ping, extra: 1 } as unknown as Envelope), {
@@ -114,6 +132,25 @@ describe('envelope: signatures', () => {
     const { sig: _s, ...unsignedHello } = decodeEnvelope(hello.wireText);
     assert.throws(() => encodeEnvelope(unsignedHello as Envelope), { code: 'ENVELOPE_SIGNATURE_REQUIRED' });
   });
+});
+
+describe('envelope: manifests', () => {
+  const manifests = vectorJson<{ vectors: { name: string; manifestText: string; hash: string }[] }>(
+    'manifest',
+    'valid.json',
+  );
+  for (const m of manifests.vectors) {
+    it(`manifest.announce accepts the manifest vector "${m.name}" with its manifest.md hash`, () => {
+      const manifest = decodeManifest(m.manifestText);
+      assert.equal(manifestHash(manifest), m.hash);
+      const announce = byName('manifest.announce');
+      const env = signEnvelope(
+        { ...(announce.envelope as UnsignedEnvelope<'manifest.announce'>), body: { manifest, manifestHash: m.hash } },
+        deviceSeed,
+      );
+      assert.deepEqual(decodeEnvelope(encodeEnvelope(env)).body, { manifest, manifestHash: m.hash });
+    });
+  }
 });
 
 describe('envelope: limits', () => {
