@@ -9,7 +9,7 @@ import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { base64UrlBytes, DeviceId, isDeviceId, SafeUint, TenantId, ToolName } from './identifiers.ts';
 import { JwkSet, Kid } from './jwks.ts';
-import { MAX_QUORUM_TOKEN_BYTES } from './quorum.ts';
+import { MAX_QUORUM_TOKEN_BYTES, QuorumPolicy } from './quorum.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 import { TelemetryUnit } from './telemetry.ts';
 import { MAX_TOKEN_BYTES } from './tokens.ts';
@@ -139,6 +139,7 @@ const BODIES = {
     z.strictObject({ kind: z.literal('key'), kid: Kid }),
     z.strictObject({ kind: z.literal('device'), device: DeviceId }),
   ]),
+  'policy.update': z.strictObject({ policy: QuorumPolicy }),
   error: z.strictObject({ code: z.enum(WIRE_ERROR_CODES), message: Text, inReplyTo: MessageId.nullable() }),
   ping: z.strictObject({}),
   pong: z.strictObject({ inReplyTo: MessageId }),
@@ -185,6 +186,7 @@ export const Envelope = z.discriminatedUnion('type', [
   variant('token.refresh'),
   variant('token.refreshed'),
   variant('revoke'),
+  variant('policy.update'),
   variant('error'),
   variant('ping'),
   variant('pong'),
@@ -241,6 +243,9 @@ function checkStructure(value: unknown): Envelope {
   if (!signed && env.sig !== undefined) throw fail('ENVELOPE_UNEXPECTED_SIGNATURE', 'only did:key sources sign');
   if (env.type === 'hello' && env.body.device !== env.src) {
     throw fail('ENVELOPE_WRONG_SOURCE', 'hello must come from the device it names');
+  }
+  if (env.type === 'policy.update' && env.body.policy.tid !== env.tid) {
+    throw fail('ENVELOPE_WRONG_TENANT', 'policy is for another tenant than its envelope');
   }
   if (env.type === 'manifest.announce' && manifestHashOf(env.body.manifest) !== env.body.manifestHash) {
     throw fail('ENVELOPE_MALFORMED', 'manifestHash does not match the manifest');
