@@ -12,6 +12,7 @@ import { SerialPort } from 'serialport';
 import { type Clock, systemClock } from '../../protocol/clock.ts';
 import type { Logger } from '../../protocol/log.ts';
 import { silentLogger } from '../../protocol/log.ts';
+import { symbolTimeMs } from '../airtime.ts';
 import { MeshtasticError } from '../meshtastic/errors.ts';
 import {
   meshtasticAirtimeMs,
@@ -63,6 +64,7 @@ import type { Air, AirPort, AirReception } from './air.ts';
 import { type AirScheduler, createRealtimeScheduler } from './air-scheduler.ts';
 import { openPtyPair, type PtyPair } from './pty.ts';
 import { createSeededRandom } from './seeded-random.ts';
+import type { SimulatedAir } from './simulated-air.ts';
 
 /** SERIAL_CONNECTION_TIMEOUT [MT-FW src/SerialConsole.cpp]. */
 export const MESHTASTIC_SESSION_TIMEOUT_MS = 15 * 60_000;
@@ -108,8 +110,10 @@ export interface MeshtasticEmulatorOptions {
   readonly knownNodes?: readonly NodeInfo[];
   /** Serial console lines printed at boot while no host speaks the API. */
   readonly bootLog?: readonly string[];
-  /** Put a stray 0x94 byte (UTF-8 "Ô" = C3 94) into the boot log (M1 regression). */
+  /** Put a stray 0x94 byte (UTF-8 "Ô" = C3 94) into the boot log and console lines (M1 regression). */
   readonly bootLogStrayByte?: boolean;
+  /** Print a console line this often (host ms) while the host has not spoken the API, as firmware logs do. */
+  readonly consoleLineIntervalMs?: number;
   /** HEAD firmware reboots silently; old firmware announces `rebooted` (default 'silent'). */
   readonly rebootStyle?: RebootStyle;
   /** API session closes after this long without any ToRadio (default 15 min). */
@@ -126,6 +130,11 @@ export interface MeshtasticEmulatorOptions {
   readonly ackTimeoutMs?: number;
   /** debug_log_api_enabled: send a log_record frame this often (host ms) while a session is open. */
   readonly apiLogIntervalMs?: number;
+  /**
+   * Listen before talk: wait for the channel to be clear (as far as the air's trace shows) plus a random
+   * number of slots, like the firmware's CAD and contention window (default true).
+   */
+  readonly csma?: boolean;
   /** Seed for packet ids and relay delays (default: the node number). */
   readonly seed?: number;
   readonly log?: Logger;
@@ -189,10 +198,10 @@ export interface MeshtasticEmulator {
   injectGarbage(bytes: Uint8Array): Promise<void>;
   /** Writes one framed body to the host as is (malformed protobufs, foreign frames). */
   sendRawFrame(body: Uint8Array): Promise<void>;
-  /** The next `count` frames to the host carry a body that does not decode. */
-  corruptNextFrames(count: number): void;
-  /** The next frame to the host has a log_record frame written into its middle (M11). */
-  tearNextFrame(): void;
+  /** The next `count` frames (of kind `only`, if given) to the host carry a body that does not decode. */
+  corruptNextFrames(count: number, only?: FromRadioPayload['kind']): void;
+  /** The next frame (of kind `only`, if given) to the host has a log_record frame written into its middle (M11). */
+  tearNextFrame(only?: FromRadioPayload['kind']): void;
   /** Pretends the TX queue is full (queueStatus res 32, free 0) until set false. */
   setQueueFull(full: boolean): void;
   /** Slow serial link: output leaves in `chunkBytes` pieces `delayMs` apart (undefined: full speed). */
@@ -288,7 +297,9 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
   let writeChain: Promise<void> = Promise.resolve();
   let decoder: StreamDecoder = createStreamDecoder();
   let corruptFrames = 0;
+  let corruptOnly: FromRadioPayload['kind'] | undefined;
   let tearNext = false;
+  let tearOnly: FromRadioPayload['kind'] | undefined;
   let queueFullFault = false;
 
   // Firmware state (lost on reboot and power loss).
@@ -319,6 +330,30 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
 
   // Radio side.
   let airPort: AirPort | undefined;
+  // Carrier sense from the simulated air's trace: when did the last transmission we heard of end?
+  let channelBusyUntilMs = 0;
+  const offTrace =
+    options.csma === false
+      ? undefined
+      : (options.air as { onTrace?: SimulatedAir['onTrace'] }).onTrace?.((e) => {
+          if (e.type === 'tx' && e.portId !== portId)
+            channelBusyUntilMs = Math.max(channelBusyUntilMs, e.atMs + e.airtimeMs);
+        });
+  /** RadioInterface slot time: about 2.5 symbols (CAD) plus turnaround. */
+  const slotMs = 2.5 * symbolTimeMs(params.spreadingFactor, params.bandwidthHz) + 0.2;
+  const airSleep = (ms: number) => new Promise<void>((r) => scheduler.setTimer(ms, r));
+
+  /** Waits until the channel looks clear, then a random contention window (2^cw slots). */
+  async function channelAccess(priority: number): Promise<void> {
+    if (options.csma === false) return;
+    const cw = priority >= Priority.ACK ? 3 : 4;
+    for (let i = 0; i < 16; i++) {
+      const busyFor = channelBusyUntilMs - scheduler.nowMs();
+      if (busyFor > 0) await airSleep(busyFor);
+      await airSleep(Math.floor(random() * 2 ** cw) * slotMs);
+      if (channelBusyUntilMs <= scheduler.nowMs()) return;
+    }
+  }
 
   const nowSecs = () => Math.floor(clock.nowMs() / 1000);
 
@@ -353,14 +388,14 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
   function writeFrame(m: FromRadio, force = false): void {
     if (!usingProtobufs && !force) return;
     let body = encodeFromRadio(m);
-    if (corruptFrames > 0) {
+    if (corruptFrames > 0 && (corruptOnly === undefined || corruptOnly === m.payload.kind)) {
       corruptFrames--;
       // Wire type 7 does not exist: the body no longer decodes, its length is unchanged.
       body = Uint8Array.from(body);
       body[0] = 0x0f;
     }
     let frame = encodeStreamFrame(body);
-    if (tearNext && frame.length > 6) {
+    if (tearNext && frame.length > 6 && (tearOnly === undefined || tearOnly === m.payload.kind)) {
       tearNext = false;
       const logFrame = encodeStreamFrame(
         encodeFromRadio({
@@ -700,6 +735,8 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     transmitting = true;
     const port = airPort;
     try {
+      await channelAccess(item.priority);
+      if (port !== airPort) return;
       item.attempts++;
       const frame = encodeOnAirPacket({ header: item.header, payload: item.data });
       const airtimeMs = meshtasticAirtimeMs(item.data.length, params);
@@ -911,7 +948,7 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     const lines = options.bootLog ?? DEFAULT_BOOT_LOG;
     for (const line of lines) consoleLine(line);
     if (options.bootLogStrayByte) consoleLine('INFO  | ??:??:?? 2 [GPS] Ô: no fix, stray \u0094 byte');
-    consoleLine(`INFO  | ??:??:?? 3 Boot count ${rebootCount}, node ${nodeIdOf(nodeNum)}`);
+    if (!options.bootLog) consoleLine(`INFO  | ??:??:?? 3 Boot count ${rebootCount}, node ${nodeIdOf(nodeNum)}`);
     const bootDelayMs = options.bootDelayMs ?? 0;
     if (bootDelayMs > 0) {
       booting = true;
@@ -963,6 +1000,18 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     if (pair) await pair.close();
     emit({ type: 'plugged', plugged: false });
   }
+
+  let consoleCount = 0;
+  const consoleTimer =
+    options.consoleLineIntervalMs === undefined
+      ? undefined
+      : setInterval(() => {
+          if (!plugged || usingProtobufs) return;
+          consoleCount++;
+          const stray = options.bootLogStrayByte ? ' Ô\u0094' : '';
+          consoleLine(`DEBUG | ??:??:?? ${consoleCount} [Power] Battery: usbPower=1, isCharging=0${stray}`);
+        }, options.consoleLineIntervalMs);
+  consoleTimer?.unref();
 
   const sessionTimer = setInterval(
     () => {
@@ -1023,11 +1072,13 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     async sendRawFrame(body) {
       await writeRaw(encodeStreamFrame(body));
     },
-    corruptNextFrames(count) {
+    corruptNextFrames(count, only) {
       corruptFrames += count;
+      corruptOnly = only;
     },
-    tearNextFrame() {
+    tearNextFrame(only) {
       tearNext = true;
+      tearOnly = only;
     },
     setQueueFull(full) {
       const was = queueFullFault;
@@ -1042,6 +1093,8 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
       if (closed) return;
       closed = true;
       clearInterval(sessionTimer);
+      if (consoleTimer) clearInterval(consoleTimer);
+      offTrace?.();
       await unplugNow();
       handlers.clear();
     },
