@@ -17,6 +17,7 @@ import { MeshtasticError } from '../meshtastic/errors.ts';
 import {
   meshtasticAirtimeMs,
   PresetNumber,
+  primaryChannelName,
   RegionNumber,
   radioParamsFromLoRaConfig,
 } from '../meshtastic/lora-params.ts';
@@ -275,7 +276,7 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
   const channelName = options.channelName ?? '';
   const psk = options.psk ?? new Uint8Array([1]);
   const params = radioParamsFromLoRaConfig(lora, channelName);
-  const myHash = channelHash(channelName, psk);
+  const myHash = channelHash(primaryChannelName(lora, channelName), psk);
   const longName = options.longName ?? `Meshtastic ${nodeIdOf(nodeNum).slice(-4)}`;
   const shortName = options.shortName ?? nodeIdOf(nodeNum).slice(-4);
   const firmwareVersion = options.firmwareVersion ?? '2.7.15.567b8ea';
@@ -824,9 +825,12 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     if (h.channelHash !== myHash) return;
     emit({ type: 'rx', from: h.from, id: h.id, bytes: rx.frame.length });
     if (h.from === nodeNum) {
-      // Someone rebroadcast our packet: for a broadcast that is the implicit ACK.
-      const pending = pendingAcks.get(h.id);
-      if (pending && pending.item.header.to === BROADCAST_NUM && stopRetransmission(h.id)) {
+      // Someone rebroadcast our packet: for a broadcast that is the implicit ACK, whether we are still
+      // waiting or already queued the next retransmission.
+      const waiting =
+        pendingAcks.get(h.id)?.item ??
+        txQueue.find((q) => q.reliable && q.header.id === h.id && q.header.from === nodeNum);
+      if (waiting?.header.to === BROADCAST_NUM && stopRetransmission(h.id)) {
         routingToPhone(RoutingError.NONE, h.id, nodeNum);
       }
       return;

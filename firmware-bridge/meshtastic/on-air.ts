@@ -105,10 +105,37 @@ export function decodeOnAirPacket(frame: Uint8Array): OnAirPacket {
   };
 }
 
-/** The channel hash the firmware puts in the header: XOR of the name's bytes XOR the key's bytes. */
+/** The public default key that a 1-byte PSK selects [MT-FW src/mesh/Channels.h defaultpsk]. */
+const DEFAULT_PSK = Uint8Array.from([
+  0xd4, 0xf1, 0xbb, 0x3a, 0x20, 0x29, 0x07, 0x59, 0xf0, 0xbc, 0xff, 0xab, 0xcf, 0x4e, 0x69, 0x01,
+]);
+
+/**
+ * The AES key a channel's configured PSK stands for (Channels::getKey): empty or index 0 = no
+ * encryption; a 1-byte index n = the default key with its last byte raised by n − 1; short keys are
+ * zero-padded to 16 or 32 bytes.
+ */
+export function expandPsk(psk: Uint8Array): Uint8Array {
+  if (psk.length === 0) return new Uint8Array(0);
+  if (psk.length === 1) {
+    if (psk[0] === 0) return new Uint8Array(0);
+    const k = Uint8Array.from(DEFAULT_PSK);
+    k[15] = (k[15]! + psk[0]! - 1) & 0xff;
+    return k;
+  }
+  const size = psk.length <= 16 ? 16 : 32;
+  const k = new Uint8Array(Math.max(size, psk.length));
+  k.set(psk);
+  return k;
+}
+
+/**
+ * The channel hash the firmware puts in the header (Channels::generateHash): XOR of the channel's
+ * name bytes (the preset's name for an unnamed channel) XOR the bytes of its expanded key.
+ */
 export function channelHash(name: string, psk: Uint8Array): number {
   let h = 0;
   for (const b of new TextEncoder().encode(name)) h ^= b;
-  for (const b of psk) h ^= b;
+  for (const b of expandPsk(psk)) h ^= b;
   return h & 0xff;
 }

@@ -67,7 +67,7 @@ interface Rig {
 }
 
 function rig(): Rig & { track<T extends { close(): Promise<void> }>(x: T): T } {
-  const air = createSimulatedAir({ timeScale: 200 });
+  const air = createSimulatedAir({ timeScale: 25 });
   const owned: { close(): Promise<void> }[] = [];
   return {
     air,

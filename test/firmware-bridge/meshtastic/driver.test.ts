@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SerialPort } from 'serialport';
 import {
+  MESHTASTIC_SESSION_TIMEOUT_MS,
   type MeshtasticEmulator,
   type MeshtasticEmulatorOptions,
   startMeshtasticEmulator,
@@ -19,6 +20,7 @@ import { openPtyPair } from '../../../firmware-bridge/emulator/pty.ts';
 import { createSimulatedAir, type SimulatedAir } from '../../../firmware-bridge/emulator/simulated-air.ts';
 import {
   createMeshtasticRadio,
+  DEFAULT_MESHTASTIC_TIMING,
   type MeshtasticRadio,
   type MeshtasticRadioOptions,
   type MeshtasticTiming,
@@ -28,6 +30,7 @@ import { probeMeshtastic } from '../../../firmware-bridge/meshtastic/probe.ts';
 import { decodeToRadio, NONCE_ONLY_CONFIG, NONCE_ONLY_NODES } from '../../../firmware-bridge/meshtastic/protobuf.ts';
 import { createStreamDecoder } from '../../../firmware-bridge/meshtastic/stream-framer.ts';
 import type { RadioStatus, ReceivedPacket, SendOutcome } from '../../../firmware-bridge/radio.ts';
+import { FakeClock } from '../../../protocol/clock.ts';
 import { isOutpostError } from '../../../protocol/errors.ts';
 
 const run = promisify(execFile);
@@ -44,8 +47,8 @@ after(async () => {
 const FAST: Partial<MeshtasticTiming> = {
   tickMs: 10,
   wakeDelayMs: 5,
-  handshakeTimeoutMs: 1_500,
-  queueStatusTimeoutMs: 1_500,
+  handshakeTimeoutMs: 5_000,
+  queueStatusTimeoutMs: 5_000,
   ackTimeoutMs: 20_000,
   presenceCheckMs: 30,
   idleFlushMs: 100,
@@ -64,7 +67,7 @@ interface Rig {
 
 let rigCount = 0;
 function rig(): Rig {
-  const air = createSimulatedAir({ timeScale: 200 });
+  const air = createSimulatedAir({ timeScale: 25 });
   const owned: { close(): Promise<void> }[] = [];
   const prefix = `r${++rigCount}`;
   return {
@@ -302,7 +305,11 @@ describe('meshtastic driver over ptys', () => {
   it('M10: a silent reboot without console text is caught by the missing queueStatus', async () => {
     const r = rig();
     try {
-      const { ea, da } = await pair(r, { bootLog: [] });
+      const ea = await r.emulator('a', 0xa1, { bootLog: [] });
+      await r.emulator('b', 0xb2);
+      const da = r.driver(ea.hostPath, { destination: 0xb2, timing: { queueStatusTimeoutMs: 300 } });
+      await da.open();
+      await until(da, 'ready');
       ea.reboot('silent'); // HEAD firmware, no boot log reaching the host: only silence tells
       const o = await da.send(Uint8Array.from([7, 7]));
       assert.equal(o.state, 'acked');
@@ -387,32 +394,37 @@ describe('meshtastic driver over ptys', () => {
     }
   });
 
-  it('M3: heartbeats keep the session alive past the (shortened) 15-minute timeout; without them it dies', async () => {
+  it('M3: heartbeats keep the session alive far past the 15-minute timeout; without them it dies', async () => {
+    // Both sides read one fake clock: 50 minutes pass in ten steps without waiting for any of them.
     const r = rig();
+    const clock = new FakeClock();
     try {
-      const short = { sessionTimeoutMs: 150, sessionCheckIntervalMs: 5 };
-      const e = await r.emulator('hb', 0x71, short);
-      const d = r.driver(e.hostPath, { timing: { heartbeatIntervalMs: 40, rehandshakeAfterSilenceMs: 0 } });
+      const e = await r.emulator('hb', 0x71, { clock, sessionCheckIntervalMs: 5 });
+      const d = r.driver(e.hostPath, { clock, timing: { rehandshakeAfterSilenceMs: 0 } });
       let closedSessions = 0;
       e.onEvent((ev) => {
         if (ev.type === 'session' && !ev.open) closedSessions++;
       });
       await d.open();
       await until(d, 'ready');
-      const start = e.state().heartbeats;
-      await e.nextEvent((ev) => ev.type === 'to-radio' && ev.message.payload.kind === 'heartbeat');
-      while (e.state().heartbeats < start + 10) {
-        await e.nextEvent((ev) => ev.type === 'to-radio' && ev.message.payload.kind === 'heartbeat');
+      for (let i = 0; i < 10; i++) {
+        const heartbeat = e.nextEvent((ev) => ev.type === 'to-radio' && ev.message.payload.kind === 'heartbeat');
+        clock.advance(DEFAULT_MESHTASTIC_TIMING.heartbeatIntervalMs);
+        await heartbeat;
       }
-      assert.equal(closedSessions, 0, 'ten heartbeat periods (> 2 timeouts) and the session is still open');
+      assert.equal(closedSessions, 0, '50 minutes with a heartbeat every 5 and the session is still open');
       assert.equal(e.state().session, 'packets');
-      // Control: the same radio with heartbeats off loses its session.
-      const e2 = await r.emulator('nohb', 0x72, short);
-      const d2 = r.driver(e2.hostPath, { timing: { heartbeatIntervalMs: 3_600_000, rehandshakeAfterSilenceMs: 0 } });
+      // Control: the same radio with heartbeats off loses its session after 15 minutes.
+      const e2 = await r.emulator('nohb', 0x72, { clock, sessionCheckIntervalMs: 5 });
+      const d2 = r.driver(e2.hostPath, {
+        clock,
+        timing: { heartbeatIntervalMs: 3_600_000, rehandshakeAfterSilenceMs: 0 },
+      });
       await d2.open();
       await until(d2, 'ready');
-      const ended = await e2.nextEvent((ev) => ev.type === 'session' && !ev.open);
-      assert.deepEqual(ended, { type: 'session', open: false, reason: 'timeout' });
+      const ended = e2.nextEvent((ev) => ev.type === 'session' && !ev.open);
+      clock.advance(MESHTASTIC_SESSION_TIMEOUT_MS + 1_000);
+      assert.deepEqual(await ended, { type: 'session', open: false, reason: 'timeout' });
     } finally {
       await r.close();
     }
