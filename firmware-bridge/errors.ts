@@ -8,9 +8,12 @@ export type RadioErrorCode =
   | 'RADIO_PARAMS_INVALID'
   | 'AIRTIME_INVALID'
   | 'OUT_OF_BAND'
+  | 'DUTY_CYCLE_EXCEEDED'
+  | 'DWELL_TIME_EXCEEDED'
   // driver life cycle and sending (radio.ts contract)
   | 'RADIO_CLOSED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'PAYLOAD_EMPTY'
   | 'SEND_QUEUE_FULL'
   | 'SEND_ABORTED'
   | 'PORT_FAILED'
