@@ -729,48 +729,55 @@ export async function startMeshtasticEmulator(options: MeshtasticEmulatorOptions
     void pump();
   }
 
+  /** The transmitter: one frame at a time, until the queue is empty (a reboot swaps port and queue under it). */
   async function pump(): Promise<void> {
-    if (transmitting || !airPort) return;
-    const item = txQueue.shift();
-    if (!item) return;
+    if (transmitting) return;
     transmitting = true;
-    const port = airPort;
     try {
-      await channelAccess(item.priority);
-      if (port !== airPort) return;
-      item.attempts++;
-      const frame = encodeOnAirPacket({ header: item.header, payload: item.data });
-      const airtimeMs = meshtasticAirtimeMs(item.data.length, params);
-      const result = await port.transmit(frame);
-      if (port !== airPort) return; // unplugged or rebooted meanwhile: the packet died with the RAM
-      if (result.ok) {
-        counters.transmissions++;
-        emit({ type: 'tx', id: item.header.id, bytes: frame.length, airtimeMs: result.airtimeMs });
-        if (item.reliable && item.header.from === nodeNum) awaitAck(item, airtimeMs);
-      } else {
-        emit({ type: 'tx-refused', id: item.header.id, reason: result.reason });
-        if (item.header.from === nodeNum && result.reason === 'duty-cycle') {
-          // Router::send: over the duty cycle → a client notification and a DUTY_CYCLE_LIMIT NAK.
-          deliverToPhone({
-            kind: 'clientNotification',
-            clientNotification: {
-              replyId: item.header.id,
-              time: nowSecs(),
-              level: LogLevel.WARNING,
-              message: 'Duty cycle limit exceeded. You can send again later',
-            },
-          });
-          routingToPhone(9, item.header.id, nodeNum);
+      for (;;) {
+        const port = airPort;
+        const item = txQueue.shift();
+        if (!port || !item) return;
+        await transmitOne(item, port);
+        // MeshService::loop: once the queue had no room, tell the phone when it has some again.
+        if (lastReportedFree === 0 && !queueFullFault && txQueue.length < txQueueMax) {
+          deliverToPhone(queueStatus(0, 0));
         }
       }
     } finally {
       transmitting = false;
     }
-    // MeshService::loop: once the queue had no room, tell the phone when it has some again.
-    if (lastReportedFree === 0 && !queueFullFault && txQueue.length < txQueueMax) {
-      deliverToPhone(queueStatus(0, 0));
+  }
+
+  async function transmitOne(item: TxItem, port: AirPort): Promise<void> {
+    await channelAccess(item.priority);
+    // Unplugged or rebooted meanwhile: the packet died with the RAM.
+    if (port !== airPort) return;
+    item.attempts++;
+    const frame = encodeOnAirPacket({ header: item.header, payload: item.data });
+    const airtimeMs = meshtasticAirtimeMs(item.data.length, params);
+    const result = await port.transmit(frame);
+    if (port !== airPort) return;
+    if (result.ok) {
+      counters.transmissions++;
+      emit({ type: 'tx', id: item.header.id, bytes: frame.length, airtimeMs: result.airtimeMs });
+      if (item.reliable && item.header.from === nodeNum) awaitAck(item, airtimeMs);
+      return;
     }
-    void pump();
+    emit({ type: 'tx-refused', id: item.header.id, reason: result.reason });
+    if (item.header.from === nodeNum && result.reason === 'duty-cycle') {
+      // Router::send: over the duty cycle → a client notification and a DUTY_CYCLE_LIMIT NAK.
+      deliverToPhone({
+        kind: 'clientNotification',
+        clientNotification: {
+          replyId: item.header.id,
+          time: nowSecs(),
+          level: LogLevel.WARNING,
+          message: 'Duty cycle limit exceeded. You can send again later',
+        },
+      });
+      routingToPhone(9, item.header.id, nodeNum);
+    }
   }
 
   function awaitAck(item: TxItem, airtimeMs: number): void {

@@ -12,6 +12,7 @@ import type { SerialPort } from 'serialport';
 import { type Clock, systemClock } from '../../protocol/clock.ts';
 import type { Logger } from '../../protocol/log.ts';
 import { silentLogger } from '../../protocol/log.ts';
+import { createBroadcast } from '../broadcast.ts';
 import { createDutyCycleAccountant, type DutyCycleAccountant } from '../duty-cycle.ts';
 import { RadioError } from '../errors.ts';
 import type {
@@ -223,47 +224,6 @@ type Phase = 'idle' | 'absent' | 'opening' | 'configuring' | 'ready' | 'closed';
 
 const failed = (code: string, reason: string): SendOutcome => ({ state: 'failed', code, reason });
 
-/** A fan-out of values to async iterators, each with a bounded buffer (oldest dropped). */
-function createFanout<T>(maxBuffered = 1024) {
-  const subs = new Set<{ buf: T[]; wake?: () => void }>();
-  let done = false;
-  return {
-    publish(v: T) {
-      if (done) return;
-      for (const s of subs) {
-        s.buf.push(v);
-        if (s.buf.length > maxBuffered) s.buf.shift();
-        s.wake?.();
-      }
-    },
-    close() {
-      done = true;
-      for (const s of subs) s.wake?.();
-    },
-    subscribe(first?: () => T): AsyncIterable<T> {
-      return {
-        [Symbol.asyncIterator]() {
-          const s: { buf: T[]; wake?: () => void } = { buf: first ? [first()] : [] };
-          subs.add(s);
-          return {
-            async next(): Promise<IteratorResult<T>> {
-              while (s.buf.length === 0 && !done) await new Promise<void>((r) => (s.wake = r));
-              s.wake = undefined;
-              if (s.buf.length > 0) return { value: s.buf.shift()!, done: false };
-              subs.delete(s);
-              return { value: undefined, done: true };
-            },
-            async return(): Promise<IteratorResult<T>> {
-              subs.delete(s);
-              return { value: undefined, done: true };
-            },
-          };
-        },
-      };
-    },
-  };
-}
-
 function checkOption(ok: boolean, message: string): void {
   if (!ok) throw new MeshtasticError('MT_INVALID_OPTION', message);
 }
@@ -302,8 +262,8 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
   checkOption(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= 16, 'maxInFlight must be 1..16');
   checkOption(Number.isInteger(maxQueued) && maxQueued >= 1, 'maxQueued must be >= 1');
 
-  const statuses = createFanout<RadioStatus>();
-  const packetStream = createFanout<ReceivedPacket>();
+  const statuses = createBroadcast<RadioStatus>();
+  const packetStream = createBroadcast<ReceivedPacket>();
   let status: RadioStatus = { state: 'absent', reason: 'not opened' };
   let phase: Phase = 'idle';
   let port: SerialPort | undefined;
