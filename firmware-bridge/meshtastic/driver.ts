@@ -10,6 +10,7 @@
 import { randomInt } from 'node:crypto';
 import type { SerialPort } from 'serialport';
 import { type Clock, systemClock } from '../../protocol/clock.ts';
+import type { OutpostError } from '../../protocol/errors.ts';
 import type { Logger } from '../../protocol/log.ts';
 import { silentLogger } from '../../protocol/log.ts';
 import { createBroadcast } from '../broadcast.ts';
@@ -376,7 +377,7 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
     return write(encodeStreamFrame(encodeToRadio(m)));
   }
 
-  function lose(kind: 'absent' | 'failed', reason: string, error?: RadioError): void {
+  function lose(kind: 'absent' | 'failed', reason: string, error?: OutpostError): void {
     if (phase === 'closed' || phase === 'absent' || phase === 'idle') return;
     const p = port;
     port = undefined;
@@ -472,7 +473,10 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
         lose(
           'failed',
           'config download incomplete',
-          new RadioError('PORT_FAILED', 'the radio sent no node info or channels; is it a Meshtastic radio?'),
+          new MeshtasticError(
+            'MT_HANDSHAKE_INCOMPLETE',
+            'the radio sent no node info or channels; is it a Meshtastic radio?',
+          ),
         );
         return;
       }
@@ -482,8 +486,7 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
     if (lastRebootCount !== undefined && my.rebootCount !== lastRebootCount) {
       // The radio rebooted since the last session without saying so: whatever it held is gone.
       log.warning('meshtastic.reboot_seen', { before: lastRebootCount, now: my.rebootCount });
-      for (const job of new Set(awaiting.values())) if (!job.settled) queue.unshift(job);
-      awaiting.clear();
+      requeue(true);
     }
     lastRebootCount = my.rebootCount;
     const lora = s.lora ?? createLoRaConfig({ usePreset: true });
@@ -745,7 +748,10 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
           lose(
             'failed',
             'no config_complete from the radio',
-            new RadioError('PORT_FAILED', `no Meshtastic config after ${session.attempts} want_config attempts`),
+            new MeshtasticError(
+              'MT_HANDSHAKE_INCOMPLETE',
+              `no Meshtastic config after ${session.attempts} want_config attempts (serial API disabled? another firmware?)`,
+            ),
           );
           return;
         }

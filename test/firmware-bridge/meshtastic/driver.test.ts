@@ -487,6 +487,73 @@ describe('meshtastic driver over ptys', () => {
     }
   });
 
+  it('M10: no mesh packet for the configured time also triggers a re-handshake', async () => {
+    const r = rig();
+    const clock = new FakeClock();
+    try {
+      const e = await r.emulator('quiet', 0x3a, { clock });
+      const d = r.driver(e.hostPath, { clock, timing: { rehandshakeAfterSilenceMs: 20 * 60_000 } });
+      await d.open();
+      await until(d, 'ready');
+      const again = e.nextEvent((ev) => ev.type === 'to-radio' && ev.message.payload.kind === 'wantConfigId');
+      clock.advance(20 * 60_000);
+      await again;
+      await until(d, 'ready');
+      assert.equal(d.diagnostics().rehandshakes.silence, 1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a port that opens but never answers ends in MT_HANDSHAKE_INCOMPLETE and is retried', async () => {
+    const pty = await openPtyPair({ dir, name: 'mute' });
+    const d = createMeshtasticRadio({
+      path: pty.hostPath,
+      timing: { ...FAST, handshakeTimeoutMs: 50, handshakeAttempts: 2 },
+    });
+    try {
+      await d.open();
+      const s = await until(d, 'error');
+      assert.equal(s.state === 'error' && s.code, 'MT_HANDSHAKE_INCOMPLETE');
+      await until(d, 'configuring'); // it tries again after the backoff
+    } finally {
+      await d.close();
+      await pty.close();
+    }
+  });
+
+  it('US915 dwell limit: LongFast frames over 400 ms are refused locally in enforce mode, passed on in account mode', async () => {
+    const us = { lora: { region: 1 } };
+    const r = rig();
+    try {
+      const e = await r.emulator('us', 0x4a, us);
+      const d = r.driver(e.hostPath);
+      await d.open();
+      await until(d, 'ready');
+      const o = await d.send(Uint8Array.from([1, 2, 3]));
+      assert.equal(o.state === 'failed' && o.code, 'DWELL_TIME_EXCEEDED');
+      assert.equal(e.state().packetsFromHost, 0);
+    } finally {
+      await r.close();
+    }
+    // With the law left to the operator (and an air that does not enforce it either), the packet goes out.
+    const air = createSimulatedAir({ timeScale: 25, enforceRegulations: false });
+    const a = await startMeshtasticEmulator({ dir, name: 'us-a', id: 'us-a', air, nodeNum: 0x4b, ...us });
+    const b = await startMeshtasticEmulator({ dir, name: 'us-b', id: 'us-b', air, nodeNum: 0x4c, ...us });
+    const d = createMeshtasticRadio({ path: a.hostPath, destination: 0x4c, dutyCycle: 'account', timing: FAST });
+    try {
+      await d.open();
+      await until(d, 'ready');
+      assert.equal(show(await d.send(Uint8Array.from([1, 2, 3]))), 'acked');
+      assert.ok(d.airtime().totalMs > 400);
+    } finally {
+      await d.close();
+      await a.close();
+      await b.close();
+      air.close();
+    }
+  });
+
   it('close settles everything still waiting with RADIO_CLOSED and says goodbye to the radio', async () => {
     const r = rig();
     try {
