@@ -554,6 +554,44 @@ describe('meshtastic driver over ptys', () => {
     }
   });
 
+  it('a slow serial link (output in 7-byte pieces) still configures and delivers', async () => {
+    const r = rig();
+    try {
+      const { ea, da, db, ia } = await pair(r);
+      ea.setSlowLink({ chunkBytes: 7, delayMs: 2 });
+      const o = await db.send(stuffed(150, 3));
+      assert.equal(show(o), 'acked');
+      await ia.waitFor((ps) => ps.length === 1);
+      assert.equal(hex(ia.got[0]!.payload), hex(stuffed(150, 3)));
+      const handshakes = da.diagnostics().counters.handshakes;
+      ea.reboot('rebooted-frame');
+      await ea.nextEvent((ev) => ev.type === 'config-sent');
+      await until(da, 'ready', () => da.diagnostics().counters.handshakes > handshakes);
+      assert.equal(show(await da.send(Uint8Array.from([4]))), 'acked');
+      assert.equal(da.diagnostics().counters.incompleteFrames, 0, 'pauses inside frames are shorter than idleFlushMs');
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a radio that ignores input while it boots is configured on the retry', async () => {
+    const r = rig();
+    try {
+      const e = await r.emulator('slowboot', 0x5a, { bootDelayMs: 150 });
+      const d = r.driver(e.hostPath, { timing: { handshakeTimeoutMs: 100 } });
+      await d.open();
+      await until(d, 'ready');
+      const configured = e.nextEvent((ev) => ev.type === 'config-sent');
+      e.reboot('silent');
+      await configured;
+      await until(d, 'ready', () => d.diagnostics().counters.handshakes >= 3);
+      assert.ok((d.diagnostics().rehandshakes.incomplete ?? 0) >= 1, 'the first want_config after the reboot was lost');
+      assert.equal(e.state().session, 'packets');
+    } finally {
+      await r.close();
+    }
+  });
+
   it('close settles everything still waiting with RADIO_CLOSED and says goodbye to the radio', async () => {
     const r = rig();
     try {
