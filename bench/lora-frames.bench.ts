@@ -19,7 +19,7 @@ import { ed25519KeyPair } from '../protocol/signing.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 
-/** Semtech time on air (RADIO_PROTOCOLS §3.1): BW 125 kHz, CR 4/5, explicit header, CRC on, LDRO when T_sym > 16 ms. */
+/** Semtech time on air (SX1276 datasheet; AN1200.13): BW 125 kHz, CR 4/5, explicit header, CRC on, LDRO if T_sym > 16 ms. */
 function airtimeMs(phyBytes: number, sf: number, preambleSymbols: number): number {
   const tSym = 2 ** sf / 125; // ms
   const de = tSym > 16 ? 1 : 0;
@@ -135,9 +135,9 @@ for (const name of [
 console.log('\ntool.call with a 2-of-3 quorum (approver ids "alice", "bob.ops"; args {valve, openPercent, seconds}):');
 const sig = new Uint8Array(64);
 const call = encodeToolCall({
-  callId: 301,
+  callId: randomBytes(16).toString('base64url'),
   tool: { index: 4 },
-  deadlineS: 1_767_229_200,
+  deadlineMs: 1_767_229_200_000,
   args: { valve: 2, openPercent: 37.5, seconds: 30 },
   quorum: {
     requestId: randomBytes(16).toString('base64url'),

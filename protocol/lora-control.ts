@@ -1,8 +1,11 @@
-// Liveness over LoRa (docs/protocol/lora-frames.md §4.8–4.9): the device's authenticated HEARTBEAT payload, and the
-// gateway's cleartext BEACON frame, which is only ever a hint (it cannot be authenticated end to end).
+// Liveness and provisioning over LoRa (docs/protocol/lora-frames.md §4.8–4.9, §4.11): the device's HEARTBEAT payload,
+// the control plane's CONTROL payload (policy, keys, revocations), and the gateway's cleartext BEACON frame, which is
+// only ever a hint (it cannot be authenticated end to end).
 
+import type { JsonValue } from './canonical-json.ts';
 import { SHORT_ID_BYTES } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
+import { readCbor, writeCbor } from './lora-cbor.ts';
 import { decodeLoraHeader, encodeLoraHeader, type LoraLimits } from './lora-frame.ts';
 import { ByteReader, ByteWriter } from './lora-wire.ts';
 
@@ -48,6 +51,40 @@ export function decodeHeartbeat(payload: Uint8Array): LoraHeartbeat {
     ...(batteryMv !== undefined ? { batteryMv } : {}),
     ...(timeS !== undefined ? { timeS } : {}),
   };
+}
+
+/**
+ * What a CONTROL payload provisions (§4.11): the tenant's quorum policy (quorum.md §2.1), the JWK Set runtime tokens
+ * verify against (tokens.md §4.3), or a revocation (envelope.md `revoke` body). The value's schema is the named
+ * contract's; this codec only carries it.
+ */
+export type LoraControlKind = 'quorum-policy' | 'jwks' | 'revoke';
+
+export interface LoraControl {
+  readonly kind: LoraControlKind;
+  readonly value: JsonValue;
+}
+
+const CONTROL_KINDS: readonly LoraControlKind[] = ['quorum-policy', 'jwks', 'revoke'];
+
+/** Encodes a CONTROL payload: kind byte (1..3) then one deterministic CBOR item. */
+export function encodeControl(control: LoraControl): Uint8Array {
+  const kind = CONTROL_KINDS.indexOf(control.kind);
+  if (kind < 0) throw new ProtocolError('LORA_VALUE_UNSUPPORTED', `unknown control kind ${String(control.kind)}`);
+  const w = new ByteWriter();
+  w.u8(kind + 1);
+  writeCbor(w, control.value);
+  return w.finish();
+}
+
+/** Decodes a CONTROL payload. Throws LORA_PAYLOAD_MALFORMED, LORA_NON_CANONICAL, LORA_VALUE_UNSUPPORTED. */
+export function decodeControl(payload: Uint8Array): LoraControl {
+  const r = new ByteReader(payload);
+  const kind = CONTROL_KINDS[r.u8() - 1];
+  if (kind === undefined) throw malformed('control: unknown kind', 0);
+  const value = readCbor(r);
+  r.end('control value');
+  return { kind, value };
 }
 
 /** Most short ids a beacon lists as having downlink waiting. */

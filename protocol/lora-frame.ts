@@ -43,6 +43,7 @@ export type LoraFrameType =
   | 'tool.call'
   | 'tool.result'
   | 'heartbeat'
+  | 'control'
   | 'enroll.request'
   | 'enroll.response'
   | 'beacon';
@@ -63,6 +64,7 @@ const TYPES: Readonly<Record<LoraFrameType, TypeInfo>> = {
   'tool.call': { code: 0x03, direction: 'downlink', protection: 'aead' },
   'tool.result': { code: 0x04, direction: 'uplink', protection: 'aead' },
   heartbeat: { code: 0x05, direction: 'uplink', protection: 'aead' },
+  control: { code: 0x06, direction: 'downlink', protection: 'aead' },
   'enroll.request': { code: 0x10, direction: 'uplink', protection: 'enroll' },
   'enroll.response': { code: 0x11, direction: 'downlink', protection: 'enroll' },
   beacon: { code: 0x1f, direction: 'downlink', protection: 'none' },

@@ -1,7 +1,7 @@
-// Tool calls over LoRa (docs/protocol/lora-frames.md §4.6–4.7): TOOL_CALL downlink with deterministic-CBOR arguments
-// and an optional quorum token in compact form; TOOL_RESULT uplink.
+// Tool calls over LoRa (docs/protocol/lora-frames.md §4.6–4.7): TOOL_CALL downlink with deterministic-CBOR arguments,
+// the caller's runtime token and a quorum token in compact forms; TOOL_RESULT uplink.
 
-import { fromUtf8, utf8 } from './bytes.ts';
+import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from './bytes.ts';
 import type { JsonValue } from './canonical-json.ts';
 import { ProtocolError } from './errors.ts';
 import { readCbor, writeCbor } from './lora-cbor.ts';
@@ -37,12 +37,14 @@ export interface LoraQuorum {
 }
 
 export interface LoraToolCall {
-  /** Control-plane-assigned id, unique per device; the device deduplicates on it and echoes it in the result. */
-  readonly callId: number;
+  /** The call's id as the control plane names it everywhere (1..64 characters); the device deduplicates on it. */
+  readonly callId: string;
   /** The tool by its index in the manifest's `tools` array, or by name. */
   readonly tool: { readonly index: number } | { readonly name: string };
-  /** Seconds since the Unix epoch after which the device must not start the call. */
-  readonly deadlineS?: number;
+  /** ms since the Unix epoch after which the device must not start the call. */
+  readonly deadlineMs?: number;
+  /** The caller's runtime token, a JWS compact serialization (tokens.md §3.1). */
+  readonly token?: string;
   readonly quorum?: LoraQuorum;
   readonly args: JsonValue;
 }
@@ -50,15 +52,23 @@ export interface LoraToolCall {
 export type LoraToolStatus = 'ok' | 'error' | 'denied';
 
 export interface LoraToolResult {
-  readonly callId: number;
+  readonly callId: string;
   /** ok: the tool ran, value is its output; error: it failed; denied: the safety gate refused it. */
   readonly status: LoraToolStatus;
+  /** Time the device spent on the call. */
+  readonly durationMs: number;
+  /** ok: the tool's output; otherwise the error, conventionally { code, message }. */
   readonly value: JsonValue;
 }
+
+export const CALL_ID_MAX_LENGTH = 64;
+/** Longest JWS segment (decoded) a token may have; a token of EdDSA JWS size is a few hundred bytes. */
+export const JWS_SEGMENT_MAX_BYTES = 4096;
 
 const C_TOOL_BY_NAME = 0x01;
 const C_HAS_DEADLINE = 0x02;
 const C_HAS_QUORUM = 0x04;
+const C_HAS_TOKEN = 0x08;
 const APPROVER_SHORT = 0;
 const APPROVER_ID = 1;
 const STATUS_CODES: readonly LoraToolStatus[] = ['ok', 'error', 'denied'];
@@ -69,6 +79,47 @@ function unsupported(message: string): ProtocolError {
 
 function malformed(message: string, offset: number): ProtocolError {
   return new ProtocolError('LORA_PAYLOAD_MALFORMED', message, { details: { offset } });
+}
+
+function writeCallId(w: ByteWriter, callId: string): void {
+  if (typeof callId !== 'string' || callId.length < 1 || callId.length > CALL_ID_MAX_LENGTH) {
+    throw unsupported(`callId must be 1..${CALL_ID_MAX_LENGTH} characters`);
+  }
+  writeCompactString(w, callId);
+}
+
+function readCallId(r: ByteReader): string {
+  const at = r.offset;
+  const callId = readCompactString(r, 'callId');
+  if (callId.length < 1 || callId.length > CALL_ID_MAX_LENGTH) throw malformed('callId length out of range', at);
+  return callId;
+}
+
+/** The three base64url segments of a JWS compact serialization travel decoded (§4.6.3). */
+function writeJws(w: ByteWriter, token: string): void {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) throw unsupported('token must be a JWS compact serialization');
+  for (const part of parts) {
+    let b: Uint8Array;
+    try {
+      b = fromBase64Url(part, 'JWS segment');
+    } catch (cause) {
+      throw new ProtocolError('LORA_VALUE_UNSUPPORTED', 'token segment is not canonical base64url', { cause });
+    }
+    if (b.length < 1 || b.length > JWS_SEGMENT_MAX_BYTES) throw unsupported('token segment length out of range');
+    w.varint(b.length).bytes(b);
+  }
+}
+
+function readJws(r: ByteReader): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const at = r.offset;
+    const n = r.varint();
+    if (n < 1 || n > JWS_SEGMENT_MAX_BYTES) throw malformed('token segment length out of range', at);
+    parts.push(toBase64Url(r.bytes(n)));
+  }
+  return parts.join('.');
 }
 
 function writeToolName(w: ByteWriter, name: string): void {
@@ -128,12 +179,13 @@ function readQuorum(r: ByteReader): LoraQuorum {
 /** Encodes a TOOL_CALL payload. Throws LORA_VALUE_UNSUPPORTED for out-of-range fields or non-JSON arguments. */
 export function encodeToolCall(call: LoraToolCall): Uint8Array {
   const w = new ByteWriter();
-  w.varint(call.callId);
+  writeCallId(w, call.callId);
   const byName = 'name' in call.tool;
   w.u8(
     (byName ? C_TOOL_BY_NAME : 0) |
-      (call.deadlineS !== undefined ? C_HAS_DEADLINE : 0) |
-      (call.quorum !== undefined ? C_HAS_QUORUM : 0),
+      (call.deadlineMs !== undefined ? C_HAS_DEADLINE : 0) |
+      (call.quorum !== undefined ? C_HAS_QUORUM : 0) |
+      (call.token !== undefined ? C_HAS_TOKEN : 0),
   );
   if ('name' in call.tool) writeToolName(w, call.tool.name);
   else {
@@ -141,7 +193,8 @@ export function encodeToolCall(call: LoraToolCall): Uint8Array {
     if (!Number.isInteger(i) || i < 0 || i > TOOL_INDEX_MAX) throw unsupported('tool index must be 0..65535');
     w.varint(i);
   }
-  if (call.deadlineS !== undefined) w.varint(call.deadlineS);
+  if (call.deadlineMs !== undefined) w.varint(call.deadlineMs);
+  if (call.token !== undefined) writeJws(w, call.token);
   if (call.quorum !== undefined) writeQuorum(w, call.quorum);
   writeCbor(w, call.args);
   return w.finish();
@@ -150,10 +203,12 @@ export function encodeToolCall(call: LoraToolCall): Uint8Array {
 /** Decodes a TOOL_CALL payload. Throws LORA_PAYLOAD_MALFORMED, LORA_NON_CANONICAL, LORA_VALUE_UNSUPPORTED. */
 export function decodeToolCall(payload: Uint8Array): LoraToolCall {
   const r = new ByteReader(payload);
-  const callId = r.varint();
+  const callId = readCallId(r);
+  const flagsAt = r.offset;
   const flags = r.u8();
-  if (flags & ~(C_TOOL_BY_NAME | C_HAS_DEADLINE | C_HAS_QUORUM))
-    throw malformed('tool.call: reserved flag bits set', 1);
+  if (flags & ~(C_TOOL_BY_NAME | C_HAS_DEADLINE | C_HAS_QUORUM | C_HAS_TOKEN)) {
+    throw malformed('tool.call: reserved flag bits set', flagsAt);
+  }
   let tool: LoraToolCall['tool'];
   if (flags & C_TOOL_BY_NAME) {
     const at = r.offset;
@@ -173,14 +228,16 @@ export function decodeToolCall(payload: Uint8Array): LoraToolCall {
     if (index > TOOL_INDEX_MAX) throw malformed('tool.call: tool index out of range', at);
     tool = { index };
   }
-  const deadlineS = flags & C_HAS_DEADLINE ? r.varint() : undefined;
+  const deadlineMs = flags & C_HAS_DEADLINE ? r.varint() : undefined;
+  const token = flags & C_HAS_TOKEN ? readJws(r) : undefined;
   const quorum = flags & C_HAS_QUORUM ? readQuorum(r) : undefined;
   const args = readCbor(r);
   r.end('tool.call arguments');
   return {
     callId,
     tool,
-    ...(deadlineS !== undefined ? { deadlineS } : {}),
+    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    ...(token !== undefined ? { token } : {}),
     ...(quorum !== undefined ? { quorum } : {}),
     args,
   };
@@ -191,7 +248,8 @@ export function encodeToolResult(result: LoraToolResult): Uint8Array {
   const status = STATUS_CODES.indexOf(result.status);
   if (status < 0) throw unsupported(`unknown tool status ${String(result.status)}`);
   const w = new ByteWriter();
-  w.varint(result.callId).u8(status);
+  writeCallId(w, result.callId);
+  w.u8(status).varint(result.durationMs);
   writeCbor(w, result.value);
   return w.finish();
 }
@@ -199,11 +257,12 @@ export function encodeToolResult(result: LoraToolResult): Uint8Array {
 /** Decodes a TOOL_RESULT payload. Throws LORA_PAYLOAD_MALFORMED, LORA_NON_CANONICAL, LORA_VALUE_UNSUPPORTED. */
 export function decodeToolResult(payload: Uint8Array): LoraToolResult {
   const r = new ByteReader(payload);
-  const callId = r.varint();
+  const callId = readCallId(r);
   const at = r.offset;
   const status = STATUS_CODES[r.u8()];
   if (status === undefined) throw malformed('tool.result: unknown status', at);
+  const durationMs = r.varint();
   const value = readCbor(r);
   r.end('tool.result value');
-  return { callId, status, value };
+  return { callId, status, durationMs, value };
 }

@@ -1,8 +1,16 @@
 // The public face of the LoRa frame contract (docs/protocol/lora-frames.md): what the agent, the gateway and the
 // control plane import. Modules behind it (lora-wire, lora-cbor…) are implementation detail.
 
-export type { LoraBeacon, LoraHeartbeat } from './lora-control.ts';
-export { BEACON_MAX_PENDING, decodeBeacon, decodeHeartbeat, encodeBeacon, encodeHeartbeat } from './lora-control.ts';
+export type { LoraBeacon, LoraControl, LoraControlKind, LoraHeartbeat } from './lora-control.ts';
+export {
+  BEACON_MAX_PENDING,
+  decodeBeacon,
+  decodeControl,
+  decodeHeartbeat,
+  encodeBeacon,
+  encodeControl,
+  encodeHeartbeat,
+} from './lora-control.ts';
 export type {
   EnrollRequest,
   EnrollRequestInput,

@@ -6,10 +6,13 @@ import { isOutpostError } from '../../protocol/errors.ts';
 import {
   BEACON_MAX_PENDING,
   decodeBeacon,
+  decodeControl,
   decodeHeartbeat,
   encodeBeacon,
+  encodeControl,
   encodeHeartbeat,
   type LoraBeacon,
+  type LoraControl,
   type LoraHeartbeat,
 } from '../../protocol/lora.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
@@ -59,6 +62,35 @@ describe('heartbeat', () => {
       byteInputs(vectorSeeds('control.json', 'payloadHex', 'heartbeat'), 32),
       (b) => {
         assert.equal(toHex(encodeHeartbeat(decodeHeartbeat(b))), toHex(b));
+      },
+    );
+    assert.ok(accepted > 0 && rejected > 0);
+  });
+});
+
+describe('control', () => {
+  it('round-trips each kind with any JSON value', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('quorum-policy', 'jwks', 'revoke' as const),
+        fc.jsonValue({ maxDepth: 4 }),
+        (kind, v) => {
+          const c = { kind, value: JSON.parse(JSON.stringify(v)) } as LoraControl;
+          assert.deepEqual(decodeControl(encodeControl(c)), c);
+        },
+      ),
+    );
+  });
+
+  it('refuses unknown kinds; the decoder is total (fuzz)', () => {
+    assert.equal(
+      codeOf(() => encodeControl({ kind: 'firmware' as LoraControl['kind'], value: null })),
+      'LORA_VALUE_UNSUPPORTED',
+    );
+    const { accepted, rejected } = assertDecoderTotal(
+      byteInputs(vectorSeeds('control.json', 'payloadHex', 'control'), 300),
+      (b) => {
+        assert.equal(toHex(encodeControl(decodeControl(b))), toHex(b));
       },
     );
     assert.ok(accepted > 0 && rejected > 0);

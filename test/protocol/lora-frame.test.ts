@@ -10,6 +10,7 @@ import {
   createLoraReassembler,
   createReplayWindow,
   decodeBeacon,
+  decodeControl,
   decodeHeartbeat,
   decodeLoraHeader,
   decodeTelemetry,
@@ -72,6 +73,7 @@ const ALL_TYPES: LoraFrameType[] = [
   'tool.call',
   'tool.result',
   'heartbeat',
+  'control',
   'enroll.request',
   'enroll.response',
   'beacon',
@@ -426,6 +428,7 @@ describe('LoRa frame decoders are total (fuzz)', () => {
       'tool.call': decodeToolCall,
       'tool.result': decodeToolResult,
       heartbeat: decodeHeartbeat,
+      control: decodeControl,
     };
     const receive = (b: Uint8Array): unknown => {
       clock.advance(1000);

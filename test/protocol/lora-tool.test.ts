@@ -42,14 +42,22 @@ const approvalArb: fc.Arbitrary<LoraApproval> = fc.record({
   ),
   signature: fc.uint8Array({ minLength: 64, maxLength: 64 }),
 });
+const segment = (min: number, max: number) =>
+  fc.uint8Array({ minLength: min, maxLength: max }).map((b) => Buffer.from(b).toString('base64url'));
+/** Compact JWS: three canonical base64url segments (the real one is header.payload.Ed25519-signature). */
+const jwsArb = fc.tuple(segment(1, 60), segment(1, 200), segment(64, 64)).map((p) => p.join('.'));
 const callArb: fc.Arbitrary<LoraToolCall> = fc
   .record({
-    callId: fc.oneof(fc.nat(1000), fc.maxSafeNat()),
+    callId: fc.oneof(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('base64url')),
+      fc.string({ minLength: 1, maxLength: 64 }),
+    ),
     tool: fc.oneof(
       fc.nat(0xffff).map((index) => ({ index })),
       fc.stringMatching(/^[a-z][a-z0-9_]{0,20}(\.[a-z][a-z0-9_]{0,20}){0,2}$/).map((name) => ({ name })),
     ),
-    deadlineS: fc.option(fc.nat(2 ** 40), { nil: undefined }),
+    deadlineMs: fc.option(fc.nat(2 ** 48), { nil: undefined }),
+    token: fc.option(jwsArb, { nil: undefined }),
     quorum: fc.option(
       fc.record({
         requestId: idString,
@@ -61,11 +69,12 @@ const callArb: fc.Arbitrary<LoraToolCall> = fc
     ),
     args: jsonArb,
   })
-  .map(({ deadlineS, quorum, ...rest }) =>
+  .map(({ deadlineMs, token, quorum, ...rest }) =>
     // structuredClone gives ordinary objects (fast-check's records have no prototype) and keeps Uint8Arrays.
     structuredClone({
       ...rest,
-      ...(deadlineS !== undefined ? { deadlineS } : {}),
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(token !== undefined ? { token } : {}),
       ...(quorum !== undefined ? { quorum } : {}),
     }),
   );
@@ -86,8 +95,9 @@ describe('tool.call and tool.result payloads', () => {
     fc.assert(
       fc.property(
         fc.record({
-          callId: fc.maxSafeNat(),
+          callId: fc.string({ minLength: 1, maxLength: 64 }),
           status: fc.constantFrom('ok', 'error', 'denied' as const),
+          durationMs: fc.maxSafeNat(),
           value: jsonArb,
         }),
         (result) => {
@@ -107,7 +117,7 @@ describe('tool.call and tool.result payloads', () => {
   });
 
   it('refuses calls it cannot carry', () => {
-    const base: LoraToolCall = { callId: 1, tool: { index: 0 }, args: {} };
+    const base: LoraToolCall = { callId: 'c1', tool: { index: 0 }, args: {} };
     const approval = { approver: { shortId: new Uint8Array(4) }, signature: new Uint8Array(64) };
     const quorum = { requestId: 'r', nonce: 'n', expMs: 1, approvals: [approval] };
     const cases: [string, LoraToolCall][] = [
@@ -125,7 +135,11 @@ describe('tool.call and tool.result payloads', () => {
         { ...base, quorum: { ...quorum, approvals: [{ ...approval, approver: { shortId: new Uint8Array(3) } }] } },
       ],
       ['NaN argument', { ...base, args: { x: Number.NaN } }],
-      ['negative call id', { ...base, callId: -1 }],
+      ['empty call id', { ...base, callId: '' }],
+      ['call id over 64 characters', { ...base, callId: 'x'.repeat(65) }],
+      ['token that is not a JWS', { ...base, token: 'abc.def' }],
+      ['token with padding', { ...base, token: 'YQ==.YQ.YQ' }],
+      ['token with an empty segment', { ...base, token: 'YQ..YQ' }],
     ];
     for (const [name, call] of cases)
       assert.equal(
@@ -134,20 +148,25 @@ describe('tool.call and tool.result payloads', () => {
         name,
       );
     assert.equal(
-      codeOf(() => encodeToolResult({ callId: 1, status: 'maybe' as LoraToolResult['status'], value: null })),
+      codeOf(() =>
+        encodeToolResult({ callId: 'c1', status: 'maybe' as LoraToolResult['status'], durationMs: 0, value: null }),
+      ),
       'LORA_VALUE_UNSUPPORTED',
     );
   });
 
   it('rejects malformed payloads with typed codes', () => {
+    const id = '000161'; // callId "a": compact string, UTF-8 form, length 1
     const cases: [string, string, string][] = [
-      ['reserved flag', '0108' + '00a0', 'LORA_PAYLOAD_MALFORMED'],
-      ['name length 0', '0101' + '00' + 'a0', 'LORA_PAYLOAD_MALFORMED'],
-      ['name not UTF-8', '0101' + '01ff' + 'a0', 'LORA_PAYLOAD_MALFORMED'],
-      ['no arguments', '010000', 'LORA_PAYLOAD_MALFORMED'],
-      ['two argument items', '010000a0a0', 'LORA_PAYLOAD_MALFORMED'],
-      ['unknown approver form', '0104' + '00' + '0001610001' + '00' + '01' + '07', 'LORA_PAYLOAD_MALFORMED'],
-      ['zero approvals', '0104' + '00' + '000161' + '000161' + '01' + '00', 'LORA_PAYLOAD_MALFORMED'],
+      ['reserved flag', `${id}1000a0`, 'LORA_PAYLOAD_MALFORMED'],
+      ['name length 0', `${id}0100a0`, 'LORA_PAYLOAD_MALFORMED'],
+      ['name not UTF-8', `${id}0101ffa0`, 'LORA_PAYLOAD_MALFORMED'],
+      ['empty call id', '00000000a0', 'LORA_PAYLOAD_MALFORMED'],
+      ['no arguments', `${id}0000`, 'LORA_PAYLOAD_MALFORMED'],
+      ['two argument items', `${id}0000a0a0`, 'LORA_PAYLOAD_MALFORMED'],
+      ['token segment of length 0', `${id}080000a0`, 'LORA_PAYLOAD_MALFORMED'],
+      ['unknown approver form', `${id}0400${id}${id}010107`, 'LORA_PAYLOAD_MALFORMED'],
+      ['zero approvals', `${id}0400${id}${id}0100`, 'LORA_PAYLOAD_MALFORMED'],
     ];
     for (const [name, hex, code] of cases)
       assert.equal(
@@ -156,11 +175,11 @@ describe('tool.call and tool.result payloads', () => {
         name,
       );
     assert.equal(
-      codeOf(() => decodeToolResult(fromHex('0103f6'))),
+      codeOf(() => decodeToolResult(fromHex(`${id}0300f6`))),
       'LORA_PAYLOAD_MALFORMED',
     );
     assert.equal(
-      codeOf(() => decodeToolResult(fromHex('0100'))),
+      codeOf(() => decodeToolResult(fromHex(`${id}0000`))),
       'LORA_PAYLOAD_MALFORMED',
     );
   });

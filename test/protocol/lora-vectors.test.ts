@@ -14,6 +14,7 @@ import { isOutpostError } from '../../protocol/errors.ts';
 import {
   createLoraReassembler,
   decodeBeacon,
+  decodeControl,
   decodeHeartbeat,
   decodeLoraHeader,
   decodeTelemetry,
@@ -23,17 +24,20 @@ import {
   deriveLoraSessionKeys,
   type EnrollStatus,
   encodeBeacon,
+  encodeControl,
   encodeHeartbeat,
   encodeTelemetry,
   encodeTelemetryAck,
   encodeToolCall,
   encodeToolResult,
+  type LoraControl,
   type LoraFrameType,
   type LoraHeartbeat,
   type LoraSession,
   type LoraTelemetryAck,
   type LoraToolResult,
   loraEnrollTokenKeys,
+  loraTypeInfo,
   openEnrollRequest,
   openEnrollResponse,
   openLoraFrame,
@@ -207,12 +211,13 @@ describe('LoRa vectors: heartbeat and beacon', () => {
     loadVector<
       VectorFile<
         | { kind: 'heartbeat'; heartbeat: LoraHeartbeat; payloadHex: string }
+        | { kind: 'control'; control: LoraControl; payloadHex: string }
         | {
             kind: 'beacon';
             beacon: { gatewayShortIdHex: string; seq: number; timeS: number; pendingHex: string[] };
             frameHex: string;
           },
-        { kind: 'heartbeat' | 'beacon'; payloadHex?: string; frameHex?: string }
+        { kind: 'heartbeat' | 'control' | 'beacon'; payloadHex?: string; frameHex?: string }
       >
     >('control.json');
   for (const v of file.vectors) {
@@ -220,6 +225,9 @@ describe('LoRa vectors: heartbeat and beacon', () => {
       if (v.kind === 'heartbeat') {
         assert.equal(toHex(encodeHeartbeat(v.heartbeat)), v.payloadHex);
         assert.deepEqual(decodeHeartbeat(fromHex(v.payloadHex)), v.heartbeat);
+      } else if (v.kind === 'control') {
+        assert.equal(toHex(encodeControl(v.control)), v.payloadHex);
+        assert.deepEqual(decodeControl(fromHex(v.payloadHex)), v.control);
       } else {
         const b = {
           gatewayShortId: fromHex(v.beacon.gatewayShortIdHex),
@@ -235,7 +243,12 @@ describe('LoRa vectors: heartbeat and beacon', () => {
   for (const r of file.rejects ?? []) {
     it(`rejects ${r.name} with ${r.error}`, () =>
       rejectsWith(
-        () => (r.kind === 'heartbeat' ? decodeHeartbeat(fromHex(r.payloadHex!)) : decodeBeacon(fromHex(r.frameHex!))),
+        () =>
+          r.kind === 'heartbeat'
+            ? decodeHeartbeat(fromHex(r.payloadHex!))
+            : r.kind === 'control'
+              ? decodeControl(fromHex(r.payloadHex!))
+              : decodeBeacon(fromHex(r.frameHex!)),
         r.error,
       ));
   }
@@ -255,7 +268,7 @@ describe('LoRa vectors: frames', () => {
   const { device, controlPlane } = sessions();
   for (const v of file.vectors) {
     it(`${v.name}: sealed byte for byte, opened and reassembled by the other end`, () => {
-      const downlink = v.type === 'tool.call' || v.type === 'telemetry.ack';
+      const downlink = loraTypeInfo(v.type).direction === 'downlink';
       const sender = downlink ? controlPlane : device;
       const receiver = downlink ? device : controlPlane;
       const frames = sealLoraMessage(

@@ -45,9 +45,10 @@ export interface JsonApproval {
 }
 
 export interface JsonToolCall {
-  callId: number;
+  callId: string;
   tool: { index: number } | { name: string };
-  deadlineS?: number;
+  deadlineMs?: number;
+  token?: string;
   quorum?: { requestId: string; nonce: string; expMs: number; approvals: JsonApproval[] };
   args: JsonValue;
 }
@@ -56,7 +57,8 @@ export function toolCallFromJson(c: JsonToolCall): LoraToolCall {
   return {
     callId: c.callId,
     tool: c.tool,
-    ...(c.deadlineS !== undefined ? { deadlineS: c.deadlineS } : {}),
+    ...(c.deadlineMs !== undefined ? { deadlineMs: c.deadlineMs } : {}),
+    ...(c.token !== undefined ? { token: c.token } : {}),
     ...(c.quorum !== undefined
       ? {
           quorum: {
