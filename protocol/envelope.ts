@@ -9,6 +9,7 @@ import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { base64UrlBytes, DeviceId, isDeviceId, SafeUint, TenantId, ToolName } from './identifiers.ts';
 import { JwkSet, Kid } from './jwks.ts';
+import { LORA_RELAY_BODIES } from './lora-relay.ts';
 import { MAX_QUORUM_TOKEN_BYTES, QuorumPolicy } from './quorum.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 import { TelemetryUnit } from './telemetry.ts';
@@ -143,6 +144,8 @@ const BODIES = {
   error: z.strictObject({ code: z.enum(WIRE_ERROR_CODES), message: Text, inReplyTo: MessageId.nullable() }),
   ping: z.strictObject({}),
   pong: z.strictObject({ inReplyTo: MessageId }),
+  // Gateway relay of LoRa frames (lora-relay.md).
+  ...LORA_RELAY_BODIES,
 } as const;
 
 export type EnvelopeType = keyof typeof BODIES;
@@ -190,6 +193,12 @@ export const Envelope = z.discriminatedUnion('type', [
   variant('error'),
   variant('ping'),
   variant('pong'),
+  variant('lora.uplink'),
+  variant('lora.ack'),
+  variant('lora.downlink'),
+  variant('lora.downlink.cancel'),
+  variant('lora.downlink.report'),
+  variant('lora.devices'),
 ]);
 export type Envelope = z.infer<typeof Envelope>;
 export type EnvelopeOf<T extends EnvelopeType> = Extract<Envelope, { type: T }>;
