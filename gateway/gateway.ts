@@ -185,8 +185,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       metrics,
       log,
       wallMs: () => clock.nowMs(),
-      // 10 ms of real time covers serial and scheduling jitter between this accounting and the radio's.
-      dutyCycleMargin: { ratio: 0.02, ms: 10 * (Number.isFinite(timers.timeScale) ? timers.timeScale : 1) },
     }),
   );
   const filter = createUplinkFilter({

@@ -91,12 +91,6 @@ export interface RadioLinkOptions {
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly wallMs: () => number;
-  /**
-   * Headroom for the duty-cycle check: each frame counts as airtime × (1 + ratio) + ms (defaults 0.02 and 5),
-   * so timing differences between the gateway's accounting and the radio's keep it inside the law. Not applied
-   * to the US915 dwell limit, which is per frame and exact.
-   */
-  readonly dutyCycleMargin?: { readonly ratio: number; readonly ms: number };
 }
 
 function histogram(bounds: readonly number[]): {
@@ -130,7 +124,6 @@ export function createRadioLink(options: RadioLinkOptions): RadioLink {
   const log = options.log.child({ radio: name });
   const labels = { radio: name };
   const accountants = new Map<string, DutyCycleAccountant>();
-  const margin = options.dutyCycleMargin ?? { ratio: 0.02, ms: 5 };
   let transmitting = false;
   let closed = false;
   let readyTransitions = 0;
@@ -204,7 +197,7 @@ export function createRadioLink(options: RadioLinkOptions): RadioLink {
         }
         return { allowed: true };
       }
-      const total = airtimesMs.reduce((a, b) => a + b * (1 + margin.ratio) + margin.ms, 0);
+      const total = airtimesMs.reduce((a, b) => a + b, 0);
       const d = acc.canTransmit(p.freqHz, total, now, p.bandwidthHz);
       return d.allowed ? { allowed: true } : d;
     },
@@ -217,7 +210,6 @@ export function createRadioLink(options: RadioLinkOptions): RadioLink {
       try {
         for (const frame of frames) {
           const airtime = airtimeOf(frame.length, p);
-          const startedAt = timers.nowMs();
           const outcome = await radio.send(frame, { wantAck: false });
           if (outcome.state === 'failed') {
             sendFailed[outcome.code] = (sendFailed[outcome.code] ?? 0) + 1;
@@ -225,7 +217,10 @@ export function createRadioLink(options: RadioLinkOptions): RadioLink {
             log.warning('radio.send_failed', { code: outcome.code, reason: outcome.reason });
             return { sent, ok: false, code: outcome.code };
           }
-          accountant(p).record(p.freqHz, airtime, startedAt, p.bandwidthHz);
+          // Recorded when the driver confirms, i.e. no earlier than it really went on air. Every transmission
+          // then sits in this accountant's window at least as long as in the radio's (or the air's), so a
+          // window this accountant allows is one the radio allows too, whatever the serial and pacing delays.
+          accountant(p).record(p.freqHz, airtime, timers.nowMs(), p.bandwidthHz);
           totalAirtimeMs += airtime;
           metrics.radioAirtimeMs.inc(labels, airtime);
           metrics.radioFramesSent.inc(labels);
