@@ -25,13 +25,14 @@ export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export interface TestBinaries {
   version: string;
   dir: string;
+  /** Paths by arch (only the archs asked for exist). */
   path: Record<Arch, string>;
   /** True when this call built them (false: an earlier run or a parallel test file did). */
   built: boolean;
   buildMs?: number;
 }
 
-async function sourceKey(version: string): Promise<string> {
+async function sourceKey(version: string, archs: readonly Arch[]): Promise<string> {
   const work = await mkdtemp(join(tmpdir(), 'outpost-key-'));
   try {
     const bundle = join(work, 'bundle.cjs');
@@ -39,7 +40,8 @@ async function sourceKey(version: string): Promise<string> {
     const h = createHash('sha256');
     h.update(await readFile(bundle));
     h.update(await readFile(join(REPO_ROOT, 'scripts/sea-build.ts')));
-    for (const arch of ARCHS) {
+    for (const arch of archs) {
+      h.update(arch);
       h.update(NODE_BASE[arch].integrity);
       for (const file of Object.values(nativeAssetPaths(REPO_ROOT, arch))) h.update(await readFile(file));
     }
@@ -100,14 +102,20 @@ async function pruneOld(parent: string, keep: string): Promise<void> {
   }
 }
 
-/** Returns linux-x64 and linux-arm64 binaries of the current source, building them if no run has yet. */
-export async function ensureBinaries(): Promise<TestBinaries> {
+/**
+ * Returns binaries of the current source (default: linux-x64 and linux-arm64 at package.json's version),
+ * building them if no run has yet. Tests that need a second release (upgrades) ask for another version.
+ */
+export async function ensureBinaries(
+  options: { version?: string; archs?: readonly Arch[] } = {},
+): Promise<TestBinaries> {
   const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-  const version = pkg.version;
+  const version = options.version ?? pkg.version;
+  const archs = options.archs ?? ARCHS;
   const cacheDir = defaultBuildCacheDir();
   const parent = join(cacheDir, 'test-binaries');
   await mkdir(parent, { recursive: true });
-  const key = await sourceKey(version);
+  const key = await sourceKey(version, archs);
   const dir = join(parent, key);
   const lock = `${dir}.lock`;
   const paths = Object.fromEntries(ARCHS.map((a) => [a, join(dir, `outpost-linux-${a}`)])) as Record<Arch, string>;
