@@ -321,6 +321,26 @@ for (const shell of Object.keys(SHELLS)) {
       }
     });
 
+    it('refuses a tampered upgrade and leaves the installed version untouched', async () => {
+      const first = await install(shell, [`--base-url=${good}`]);
+      assertInstalled(first, version);
+      const before = tree(first.root);
+      const path = `/good/${nextVersion}/outpost-linux-x64`;
+      const body = readFileSync(next.path.x64);
+      body[body.length - 100]! ^= 0x80;
+      server.faults.set(path, { kind: 'body', body });
+      try {
+        const r = await install(shell, [`--base-url=${good}`, `--version=${nextVersion}`], { root: first.root });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /signature verification FAILED/);
+        assert.deepEqual(tree(first.root), before);
+        assert.equal(readlinkSync(join(first.root, 'opt/outpost/current')), `versions/${version}/outpost`);
+        assert.deepEqual(tree(r.tmp), []);
+      } finally {
+        server.faults.delete(path);
+      }
+    });
+
     it('refuses a release signed with another key', async () => {
       assertFailedCleanly(
         await install(shell, [`--base-url=${wrongKey}`]),
