@@ -242,7 +242,7 @@ main() {
       say "removed ${unit##*/}"
     done
     if [ -n "$USE_SYSTEMD" ]; then systemctl daemon-reload; fi
-    if [ -L "$R/usr/local/bin/outpost" ]; then rm -f "$R/usr/local/bin/outpost"; fi
+    if [ "$(readlink "$R/usr/local/bin/outpost" 2>/dev/null)" = "$PREFIX/current" ]; then rm -f "$R/usr/local/bin/outpost"; fi
     if [ -d "$OPT/versions" ]; then rm -rf "$OPT"; fi
     if [ -n "$PURGE" ]; then
       rm -rf "$R/etc/outpost" "$R/var/lib/outpost" "$R/var/cache/outpost" "$R"/etc/credstore.encrypted/outpost-*
