@@ -55,7 +55,57 @@ export type ProtocolErrorCode =
   | 'JSON_POINTER_MALFORMED'
   | 'JSON_DUPLICATE_MEMBER'
   // MCP projection (docs/protocol/mcp-projection.md)
-  | 'MCP_NAME_INVALID';
+  | 'MCP_NAME_INVALID'
+  // runtime tokens, JWKS, scopes and roles (docs/protocol/tokens.md §9)
+  | 'TENANT_DID_MALFORMED'
+  | 'TOKEN_TOO_LARGE'
+  | 'TOKEN_MALFORMED'
+  | 'TOKEN_BAD_HEADER'
+  | 'TOKEN_UNKNOWN_KEY'
+  | 'TOKEN_KEY_RETIRED'
+  | 'TOKEN_HYBRID_REQUIRED'
+  | 'TOKEN_BAD_SIGNATURE'
+  | 'TOKEN_BAD_CLAIMS'
+  | 'TOKEN_WRONG_ISSUER'
+  | 'TOKEN_WRONG_AUDIENCE'
+  | 'TOKEN_WRONG_TENANT'
+  | 'TOKEN_NOT_YET_VALID'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_LIFETIME_TOO_LONG'
+  | 'JWKS_MALFORMED'
+  | 'JWKS_UNAVAILABLE'
+  | 'JWKS_BAD_POLICY'
+  | 'SCOPE_MALFORMED'
+  // quorum tokens for physical actuation (docs/protocol/quorum.md §8)
+  | 'QUORUM_MALFORMED'
+  | 'QUORUM_POLICY_INVALID'
+  | 'QUORUM_WRONG_TENANT'
+  | 'QUORUM_WRONG_DEVICE'
+  | 'QUORUM_WRONG_TOOL'
+  | 'QUORUM_ARGS_MISMATCH'
+  | 'QUORUM_EXPIRED'
+  | 'QUORUM_EXPIRY_TOO_FAR'
+  | 'QUORUM_DUPLICATE_APPROVER'
+  | 'QUORUM_UNKNOWN_APPROVER'
+  | 'QUORUM_BAD_SIGNATURE'
+  | 'QUORUM_TOO_FEW'
+  // telemetry records and signed units (docs/protocol/telemetry.md §6)
+  | 'TELEMETRY_TOO_LARGE'
+  | 'TELEMETRY_MALFORMED'
+  | 'TELEMETRY_SEQ_GAP'
+  | 'TELEMETRY_WRONG_DEVICE'
+  | 'TELEMETRY_BAD_SIGNATURE'
+  // WSS envelope (docs/protocol/envelope.md §9)
+  | 'ENVELOPE_TOO_LARGE'
+  | 'ENVELOPE_MALFORMED'
+  | 'ENVELOPE_BAD_VERSION'
+  | 'ENVELOPE_UNKNOWN_TYPE'
+  | 'ENVELOPE_UNKNOWN_FIELD'
+  | 'ENVELOPE_SIGNATURE_REQUIRED'
+  | 'ENVELOPE_UNEXPECTED_SIGNATURE'
+  | 'ENVELOPE_BAD_SIGNATURE'
+  | 'ENVELOPE_WRONG_TENANT'
+  | 'ENVELOPE_WRONG_SOURCE';
 
 /** A contract was violated by bytes from outside (or by a caller). Never thrown for internal bugs. */
 export class ProtocolError extends OutpostError<ProtocolErrorCode> {
