@@ -728,7 +728,13 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
     try {
       const t = now();
       if (phase === 'absent' && t >= reopenAtMs) {
-        await connect();
+        // Nothing to open until the device node is back; then open at once (the backoff has passed).
+        if (!(await deviceIdentity(path))) {
+          reopenAtMs = t + timing.presenceCheckMs;
+          if (phase === 'absent') setStatus({ state: 'absent', reason: `${path} is not present` });
+          return;
+        }
+        if (phase === 'absent') await connect();
         return;
       }
       if (!port) return;
