@@ -168,6 +168,12 @@ type SessionEnd = { readonly status: RadioStatus; readonly slow: boolean; readon
 
 const failed = (code: RadioErrorCode, reason: string): SendOutcome => ({ state: 'failed', code, reason });
 
+function refusalCode(reason: 'duty-cycle' | 'dwell-time' | 'out-of-band'): RadioErrorCode {
+  if (reason === 'dwell-time') return 'DWELL_TIME_EXCEEDED';
+  if (reason === 'out-of-band') return 'OUT_OF_BAND';
+  return 'DUTY_CYCLE_EXCEEDED';
+}
+
 /** Validates RNode parameters the way RNS does before touching a port. Throws RADIO_PARAMS_INVALID or OUT_OF_BAND. */
 export function validateRNodeParams(p: RNodeParams, limits?: RNodeRadioOptions['airtimeLimits']): void {
   const bad = (what: string, details: Record<string, unknown>) => {
@@ -369,14 +375,8 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
       if (!decision.allowed && enforce) {
         if (decision.retryAfterMs === undefined) {
           queue.shift();
-          const code: RadioErrorCode =
-            decision.reason === 'dwell-time'
-              ? 'DWELL_TIME_EXCEEDED'
-              : decision.reason === 'out-of-band'
-                ? 'OUT_OF_BAND'
-                : 'DUTY_CYCLE_EXCEEDED';
           log.warning('rnode.send_refused', { reason: decision.message });
-          settle(item, failed(code, decision.message));
+          settle(item, failed(refusalCode(decision.reason), decision.message));
           continue;
         }
         log.info('rnode.send_held', { reason: decision.message, retryAfterMs: Math.ceil(decision.retryAfterMs) });
@@ -865,6 +865,12 @@ export function createRNodeRadio(options: RNodeRadioOptions): RNodeRadio {
           settled: false,
           ...(sendOptions.signal ? { signal: sendOptions.signal } : {}),
         };
+        // A packet the law will never allow (longer than the dwell limit or the whole budget) fails now.
+        const decision = regulatoryDecision(item, clock.monotonicMs());
+        if (enforce && !decision.allowed && decision.retryAfterMs === undefined) {
+          resolve(failed(refusalCode(decision.reason), decision.message));
+          return;
+        }
         if (sendOptions.signal) {
           item.onAbort = () => {
             const i = queue.indexOf(item);

@@ -224,6 +224,36 @@ describe('RNode driver: start-up and data', { timeout: 30_000 }, () => {
     assert.ok(report.windowMs > 0 && Math.abs(report.budgetUsed - report.windowMs / 3_600) < 1e-9);
   });
 
+  it('EU868: a packet that would overrun the hour budget is held, not dropped', async () => {
+    const eu = { ...PARAMS, region: 'EU868' as const, freqHz: 864_000_000, bandwidthHz: 125_000, spreadingFactor: 10 };
+    const watch = createWatchLogger();
+    const e = await emulator('hold', { region: 'EU868' });
+    const r = radio(e.hostPath, { params: eu, log: watch.logger });
+    await r.open();
+    const held = watch.waitForEvent('rnode.send_held');
+    const first = r.send(new Uint8Array(200)); // 1.93 s of the 3.6 s budget (0.1 % in sub-band K)
+    const second = r.send(new Uint8Array(200)); // would make 3.85 s
+    const line = JSON.parse(await held) as { retryAfterMs: number };
+    assert.ok(line.retryAfterMs > 3_500_000, `held for about an hour, got ${line.retryAfterMs} ms`);
+    assert.equal(r.diagnostics().queuedPackets, 1, 'the second packet waits in the queue');
+    await r.close();
+    assert.equal((await second).state, 'failed');
+    await first;
+  });
+
+  it('US915: dwell time is checked per LoRa frame, so a split 500 B packet passes where a long frame fails', async () => {
+    const us = { ...PARAMS, region: 'US915' as const, freqHz: 915_000_000, bandwidthHz: 250_000, spreadingFactor: 7 };
+    const e = await emulator('us', { region: 'US915' });
+    const r = radio(e.hostPath, { params: us });
+    await r.open();
+    const split = await r.send(new Uint8Array(500)); // two frames of 220 and 215 ms, 434 ms in all
+    assert.equal(split.state, 'sent');
+    // SF10 at 125 kHz: 100 B take 1.1 s, which no US915 narrow channel allows; refused at once, even unopened.
+    const slow = radio(`${dir}/never-opened`, { params: { ...us, bandwidthHz: 125_000, spreadingFactor: 10 } });
+    const refused = await slow.send(new Uint8Array(100));
+    assert.ok(refused.state === 'failed' && refused.code === 'DWELL_TIME_EXCEEDED', JSON.stringify(refused));
+  });
+
   it('close() during start-up ends the session; open() settles and nothing is left running', async () => {
     for (const when of ['at once', 'while opening'] as const) {
       const e = await emulator(`early-${when.replace(' ', '-')}`);
