@@ -146,7 +146,7 @@ export interface MeshtasticRadioOptions {
   readonly maxQueued?: number;
   /** 'enforce' (default): hold packets the region's airtime law would refuse; 'account': only count. */
   readonly dutyCycle?: 'enforce' | 'account';
-  /** Clear HUPCL with stty before opening (default: on Linux). See docs/radios-meshtastic.md (M4). */
+  /** Clear HUPCL with stty before opening (default: on Linux). See docs/radios.md, Meshtastic section (M4). */
   readonly clearHupcl?: boolean;
   /** want_ack for sends that do not say (default true: Meshtastic reports delivery per packet). */
   readonly wantAckByDefault?: boolean;
