@@ -91,14 +91,17 @@ function waitForDirOrFreeLock(parent: string, dir: string, lock: string): Promis
   });
 }
 
+/** Keeps the newest builds (other worktrees' runs may be using theirs) and deletes the rest once 10 minutes old. */
 async function pruneOld(parent: string, keep: string): Promise<void> {
-  const hourMs = 3_600_000;
+  const builds: Array<{ path: string; mtimeMs: number }> = [];
   for (const name of await readdir(parent)) {
-    if (name === keep || name.endsWith('.lock')) continue;
-    const p = join(parent, name);
-    const s = await stat(p);
-    // Other worktrees' test runs may still use theirs: only stale ones go.
-    if (systemClock.nowMs() - s.mtimeMs > 6 * hourMs) await rm(p, { recursive: true, force: true });
+    if (name === keep || name.includes('.')) continue; // locks and staging dirs belong to running builds
+    const path = join(parent, name);
+    builds.push({ path, mtimeMs: (await stat(path)).mtimeMs });
+  }
+  builds.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const b of builds.slice(3)) {
+    if (systemClock.nowMs() - b.mtimeMs > 600_000) await rm(b.path, { recursive: true, force: true });
   }
 }
 
