@@ -67,8 +67,10 @@ import {
 } from './serial-port.ts';
 import { createStreamDecoder, encodeStreamFrame, type StreamDecoder, type StreamEvent } from './stream-framer.ts';
 
-/** Bytes that wake a sleeping radio and resynchronise its parser; 0x94 is deliberately absent [MT-PY stream_interface]. */
-export const WAKE_BYTES = new Uint8Array(32).fill(0xc3);
+/** 32 × 0xC3: wakes a sleeping radio and resynchronises its parser; 0x94 is deliberately absent [MT-PY stream_interface]. */
+export function wakeBytes(): Uint8Array {
+  return new Uint8Array(32).fill(0xc3);
+}
 /** queueStatus.res when the TX queue had no room (ERRNO_UNKNOWN) [MT-FW src/mesh/MeshTypes.h]. */
 const RES_QUEUE_FULL = 32;
 /** queueStatus.res when transmitting is disabled (ERRNO_DISABLED: region unset or tx_enabled off). */
@@ -144,7 +146,7 @@ export interface MeshtasticRadioOptions {
   readonly maxQueued?: number;
   /** 'enforce' (default): hold packets the region's airtime law would refuse; 'account': only count. */
   readonly dutyCycle?: 'enforce' | 'account';
-  /** Clear HUPCL with stty before opening (default: on Linux). See docs/radios-meshtastic.md (M4). */
+  /** Clear HUPCL with stty before opening (default: on Linux). See docs/radios.md, Meshtastic section (M4). */
   readonly clearHupcl?: boolean;
   /** want_ack for sends that do not say (default true: Meshtastic reports delivery per packet). */
   readonly wantAckByDefault?: boolean;
@@ -450,7 +452,7 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
     setStatus({ state: 'configuring' });
     counters.handshakes++;
     try {
-      await write(WAKE_BYTES);
+      await write(wakeBytes());
       await new Promise((r) => setTimeout(r, timing.wakeDelayMs));
       if (session !== s || !port) return;
       await sendToRadio({ payload: { kind: 'wantConfigId', wantConfigId: s.nonce } });
@@ -728,7 +730,13 @@ export function createMeshtasticRadio(options: MeshtasticRadioOptions): Meshtast
     try {
       const t = now();
       if (phase === 'absent' && t >= reopenAtMs) {
-        await connect();
+        // Nothing to open until the device node is back; then open at once (the backoff has passed).
+        if (!(await deviceIdentity(path))) {
+          reopenAtMs = t + timing.presenceCheckMs;
+          if (phase === 'absent') setStatus({ state: 'absent', reason: `${path} is not present` });
+          return;
+        }
+        if (phase === 'absent') await connect();
         return;
       }
       if (!port) return;

@@ -6,7 +6,7 @@ import type { Logger } from '../../protocol/log.ts';
 import { silentLogger } from '../../protocol/log.ts';
 import { RadioError } from '../errors.ts';
 import type { RadioParams } from '../radio.ts';
-import { WAKE_BYTES } from './driver.ts';
+import { wakeBytes } from './driver.ts';
 import { MeshtasticError } from './errors.ts';
 import { MODEM_PRESETS, REGIONS, radioParamsFromLoRaConfig } from './lora-params.ts';
 import {
@@ -100,7 +100,7 @@ export async function probeMeshtastic(
         resolve(false);
       });
     });
-    await writeAll(port, WAKE_BYTES, 2_000);
+    await writeAll(port, wakeBytes(), 2_000);
     await new Promise((r) => setTimeout(r, 100));
     await writeAll(
       port,
