@@ -6,7 +6,7 @@ import type { Counter, Gauge, Histogram, MetricsRegistry } from '../protocol/met
 /** RSSI histogram buckets (dBm): sensitivity floor at SF12 is near −137, a neighbour is above −60. */
 export const RSSI_BUCKETS_DBM = [-130, -120, -110, -100, -90, -80, -70, -60, -50] as const;
 /** SNR histogram buckets (dB): SF7 decodes down to −7.5, SF12 to −20. */
-export const SNR_BUCKETS_DB = [-20, -15, -10, -7.5, -5, 0, 5, 10] as const;
+export const SNR_BUCKETS_DB = [-20, -15, -10, -7.5, -5, 0, 5, 10, 15] as const;
 
 export interface GatewayMetrics {
   readonly registry: MetricsRegistry;

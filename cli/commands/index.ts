@@ -1,8 +1,16 @@
 // Every command the `outpost` CLI knows, gathered from one module per area.
 
 import type { Command } from '../command.ts';
+import { gatewayCommands } from './gateway.ts';
 import { manifestCommands } from './manifest.ts';
+import { radioCommands } from './radio.ts';
 import { selftestCommands } from './selftest.ts';
 import { versionCommands } from './version.ts';
 
-export const commands: readonly Command[] = [...versionCommands, ...manifestCommands, ...selftestCommands];
+export const commands: readonly Command[] = [
+  ...versionCommands,
+  ...manifestCommands,
+  ...selftestCommands,
+  ...radioCommands,
+  ...gatewayCommands,
+];

@@ -1,0 +1,264 @@
+// Wires a gateway daemon from its configuration file: identity (systemd credential or 0600 key file), store,
+// radio drivers, upstream token file, metrics, local API. The only place that picks concrete implementations.
+
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { rnodePreambleSymbols } from '../firmware-bridge/airtime.ts';
+import { createMeshtasticRadio } from '../firmware-bridge/meshtastic/driver.ts';
+import type { Radio } from '../firmware-bridge/radio.ts';
+import { createRNodeRadio, type RNodeParams } from '../firmware-bridge/rnode/driver.ts';
+import { type GatewayConfig, parseGatewayConfig } from '../gateway/config.ts';
+import { GatewayError } from '../gateway/errors.ts';
+import { createGateway, type Gateway, type GatewayRadio, type TokenStore } from '../gateway/gateway.ts';
+import { type GatewayStore, openGatewayStore } from '../gateway/gateway-store.ts';
+import { createLocalApi, type LocalApi } from '../gateway/local-api.ts';
+import { gatewayManifest, type ManifestRadio } from '../gateway/manifest.ts';
+import { createGatewayMetrics } from '../gateway/metrics.ts';
+import { createSystemTime } from '../gateway/time.ts';
+import { systemClock } from '../protocol/clock.ts';
+import { didKeyFromEd25519 } from '../protocol/did-key.ts';
+import type { Logger } from '../protocol/log.ts';
+import { LORA_PROFILES } from '../protocol/lora.ts';
+import { MetricsRegistry } from '../protocol/metrics.ts';
+import { ed25519KeyPair } from '../protocol/signing.ts';
+import { writeFileAtomic } from '../store/atomic-file.ts';
+import { loadKey } from '../store/key-file.ts';
+import { buildInfo } from './build-info.ts';
+import type { NativeAddonLoader } from './native-addons.ts';
+
+export const GATEWAY_CREDENTIAL = 'outpost-gateway-identity';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The configuration file: --config, else $CONFIGURATION_DIRECTORY/gateway.toml, else /etc/outpost/gateway.toml. */
+export function gatewayConfigPath(explicit: string | undefined, env: Env, cwd: string): string {
+  if (explicit) return resolve(cwd, explicit);
+  const dir = env.CONFIGURATION_DIRECTORY?.split(':')[0];
+  return join(dir && isAbsolute(dir) ? dir : '/etc/outpost', 'gateway.toml');
+}
+
+export function loadGatewayConfig(path: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new GatewayError('CONFIG_NOT_FOUND', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return parseGatewayConfig(text, path);
+}
+
+/** State directory: gateway.state_dir (relative to the config file), else $STATE_DIRECTORY. */
+export function gatewayStateDir(config: GatewayConfig, configPath: string, env: Env): string {
+  if (config.gateway.state_dir) return resolve(dirname(configPath), config.gateway.state_dir);
+  const dir = env.STATE_DIRECTORY?.split(':')[0];
+  if (dir && isAbsolute(dir)) return dir;
+  throw new GatewayError(
+    'CONFIG_INVALID',
+    `${configPath}: no state directory: set gateway.state_dir, or run under systemd (StateDirectory=)`,
+  );
+}
+
+/** The local API socket: api.socket, relative to $RUNTIME_DIRECTORY, else to the state directory. */
+export function gatewaySocketPath(config: GatewayConfig, stateDir: string, env: Env): string {
+  if (isAbsolute(config.api.socket)) return config.api.socket;
+  const runtime = env.RUNTIME_DIRECTORY?.split(':')[0];
+  return join(runtime && isAbsolute(runtime) ? runtime : stateDir, config.api.socket);
+}
+
+/** The runtime token kept in a 0600 file in the state directory: read at every connect, replaced on refresh. */
+export function fileTokenStore(path: string, log: Logger): TokenStore {
+  return {
+    read() {
+      try {
+        const t = readFileSync(path, 'utf8').trim();
+        return t.length > 0 ? t : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    write(token) {
+      try {
+        writeFileAtomic(path, `${token}\n`, { mode: 0o600 });
+      } catch (e) {
+        log.error('gateway.token_write_failed', { path, error: e });
+      }
+    },
+  };
+}
+
+function rnodeParams(r: Extract<GatewayConfig['radio'][number], { kind: 'rnode' }>): RNodeParams {
+  return {
+    freqHz: r.frequency_hz,
+    bandwidthHz: r.bandwidth_hz,
+    spreadingFactor: r.spreading_factor,
+    codingRate: r.coding_rate,
+    txPowerDbm: r.tx_power_dbm,
+    region: r.region,
+  };
+}
+
+export interface GatewayDaemon {
+  readonly gateway: Gateway;
+  readonly store: GatewayStore;
+  readonly api: LocalApi;
+  readonly did: string;
+  readonly stateDir: string;
+  readonly socketPath: string;
+  close(): Promise<void>;
+}
+
+/** Builds everything; nothing is started yet except what opening the store does. */
+export function setupGatewayDaemon(input: {
+  readonly config: GatewayConfig;
+  readonly configPath: string;
+  readonly env: Env;
+  readonly log: Logger;
+  readonly loader: NativeAddonLoader;
+}): GatewayDaemon {
+  const { config, env, log } = input;
+  const stateDir = gatewayStateDir(config, input.configPath, env);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const key = loadKey({ credential: GATEWAY_CREDENTIAL, filePath: join(stateDir, 'identity.key'), env });
+  if (key.created) log.notice('gateway.identity_created', { path: key.path });
+  const did = didKeyFromEd25519(ed25519KeyPair(key.seed).publicKey);
+  const timeScale = config.simulation.time_scale;
+  if (timeScale !== 1) log.warning('gateway.simulated_time', { timeScale, hint: 'only for emulated radios' });
+  const time = createSystemTime({ timeScale });
+  const registry = new MetricsRegistry();
+  const metrics = createGatewayMetrics(registry);
+  input.loader.load('serialport');
+  const store = openGatewayStore(join(stateDir, 'gateway.db'), {
+    clock: time.clock,
+    log,
+    identitySeed: key.seed,
+    uplinkMaxBytes: Math.floor(config.store.max_mb * 1024 * 1024),
+    uplinkMaxAgeMs: Math.floor(config.store.max_age_days * 86_400_000),
+    downlinkMaxItems: config.store.downlink_max_items,
+    onUplinkDrop: (d) => metrics.uplinkDropped.inc({ reason: d.reason }, d.items),
+    nativeBinding: input.loader.load('better-sqlite3'),
+  });
+  // Drivers keep real time: their serial timing is physical. With a scaled air the gateway's scheduler, on
+  // scaled time, is what keeps to the law; the drivers then only account.
+  const dutyCycle = timeScale === 1 ? ('enforce' as const) : ('account' as const);
+  const radios: GatewayRadio[] = [];
+  const manifestRadios: ManifestRadio[] = [];
+  for (const r of config.radio) {
+    const rlog = log.child({ radio: r.name });
+    let radio: Radio;
+    if (r.kind === 'rnode') {
+      const params = rnodeParams(r);
+      radio = createRNodeRadio({
+        path: r.path,
+        params,
+        clock: systemClock,
+        log: rlog,
+        dutyCycle,
+        ...(r.airtime_limit_short_percent !== undefined || r.airtime_limit_long_percent !== undefined
+          ? {
+              airtimeLimits: {
+                ...(r.airtime_limit_short_percent === undefined
+                  ? {}
+                  : { shortTermPercent: r.airtime_limit_short_percent }),
+                ...(r.airtime_limit_long_percent === undefined
+                  ? {}
+                  : { longTermPercent: r.airtime_limit_long_percent }),
+              },
+            }
+          : {}),
+      });
+      const radioParams = { ...params, preambleSymbols: rnodePreambleSymbols(params) };
+      radios.push({ name: r.name, radio, maxFrameBytes: LORA_PROFILES.rnode.maxFrameBytes, params: radioParams });
+      manifestRadios.push({ kind: 'rnode', params: radioParams });
+    } else {
+      radio = createMeshtasticRadio({
+        path: r.path,
+        clock: systemClock,
+        log: rlog,
+        channel: r.channel,
+        portnum: r.portnum,
+        dutyCycle,
+        wantAckByDefault: false,
+      });
+      radios.push({ name: r.name, radio, maxFrameBytes: LORA_PROFILES.meshtastic.maxFrameBytes });
+      manifestRadios.push({ kind: 'meshtastic' });
+    }
+  }
+  const agentVersion = buildInfo().version;
+  const manifest = gatewayManifest({ did, name: config.gateway.name, agentVersion, radios: manifestRadios });
+  const up = config.upstream;
+  let ca: Buffer | undefined;
+  if (up?.ca_file) {
+    try {
+      ca = readFileSync(resolve(dirname(input.configPath), up.ca_file));
+    } catch (e) {
+      throw new GatewayError('CONFIG_INVALID', `cannot read upstream.ca_file ${up.ca_file}: ${(e as Error).message}`);
+    }
+  }
+  const gateway = createGateway({
+    name: config.gateway.name,
+    identitySeed: key.seed,
+    agentVersion,
+    manifest,
+    radios,
+    store,
+    ...(up
+      ? {
+          upstream: {
+            url: up.url,
+            tid: up.tenant,
+            tokens: fileTokenStore(resolve(stateDir, up.token_file), log),
+            ...(ca ? { ca } : {}),
+            heartbeatMs: up.heartbeat_s * 1000,
+            backoffInitialMs: up.reconnect_initial_s * 1000,
+            backoffMaxMs: up.reconnect_max_s * 1000,
+          },
+        }
+      : {}),
+    time,
+    log,
+    metrics,
+    limits: {
+      batchFrames: up?.batch_frames ?? 32,
+      replay: { ratePerSec: up?.replay_frames_per_s ?? 50, burst: Math.max(64, (up?.replay_frames_per_s ?? 50) * 4) },
+      retry: {
+        retryInitialMs: config.downlink.retry_initial_s * 1000,
+        retryMaxMs: config.downlink.retry_max_s * 1000,
+      },
+      beaconIntervalMs: config.downlink.beacon_interval_s * 1000,
+    },
+    filter: {
+      dedupWindowMs: config.checks.dedup_window_s * 1000,
+      perDevice: { ratePerSec: config.checks.device_frames_per_min / 60, burst: config.checks.device_burst },
+    },
+  });
+  const socketPath = gatewaySocketPath(config, stateDir, env);
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o750 });
+  const api = createLocalApi({
+    socketPath,
+    ...(config.api.metrics_listen ? { metricsListen: config.api.metrics_listen } : {}),
+    status: () => gateway.status(),
+    metrics: () => {
+      gateway.status(); // refreshes the gauges read at render time
+      return registry.render();
+    },
+    log,
+  });
+  return {
+    gateway,
+    store,
+    api,
+    did,
+    stateDir,
+    socketPath,
+    async close() {
+      await gateway.stop();
+      await api.close();
+      store.close();
+    },
+  };
+}
+
+/** True when a token file exists (the gateway was enrolled). */
+export function isEnrolled(config: GatewayConfig, stateDir: string): boolean {
+  return config.upstream !== undefined && existsSync(resolve(stateDir, config.upstream.token_file));
+}
