@@ -281,7 +281,7 @@ const listen: Command = {
     try {
       void radio.open();
       await waitReady(radio, 15_000);
-      if (!ctx.json) ctx.io.stderr(`listening on ${path} (${radio.kind}); Ctrl-C stops\n`);
+      ctx.io.stderr(`listening on ${path} (${radio.kind}); Ctrl-C stops\n`);
       const it = radio.packets()[Symbol.asyncIterator]();
       const stop = stopped(ctx).then(() => ({ done: true as const, value: undefined }));
       while (n < count) {
