@@ -2,12 +2,12 @@
 // radio drivers, upstream token file, metrics, local API. The only place that picks concrete implementations.
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { rnodePreambleSymbols } from '../firmware-bridge/airtime.ts';
 import { createMeshtasticRadio } from '../firmware-bridge/meshtastic/driver.ts';
 import type { Radio } from '../firmware-bridge/radio.ts';
 import { createRNodeRadio, type RNodeParams } from '../firmware-bridge/rnode/driver.ts';
-import { type GatewayConfig, parseGatewayConfig } from '../gateway/config.ts';
+import type { GatewayConfig } from '../gateway/config.ts';
 import { GatewayError } from '../gateway/errors.ts';
 import { createGateway, type Gateway, type GatewayRadio, type TokenStore } from '../gateway/gateway.ts';
 import { type GatewayStore, openGatewayStore } from '../gateway/gateway-store.ts';
@@ -24,46 +24,12 @@ import { ed25519KeyPair } from '../protocol/signing.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { loadKey } from '../store/key-file.ts';
 import { buildInfo } from './build-info.ts';
+import { gatewaySocketPath, gatewayStateDir } from './gateway-paths.ts';
 import type { NativeAddonLoader } from './native-addons.ts';
 
 export const GATEWAY_CREDENTIAL = 'outpost-gateway-identity';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-/** The configuration file: --config, else $CONFIGURATION_DIRECTORY/gateway.toml, else /etc/outpost/gateway.toml. */
-export function gatewayConfigPath(explicit: string | undefined, env: Env, cwd: string): string {
-  if (explicit) return resolve(cwd, explicit);
-  const dir = env.CONFIGURATION_DIRECTORY?.split(':')[0];
-  return join(dir && isAbsolute(dir) ? dir : '/etc/outpost', 'gateway.toml');
-}
-
-export function loadGatewayConfig(path: string): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new GatewayError('CONFIG_NOT_FOUND', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  return parseGatewayConfig(text, path);
-}
-
-/** State directory: gateway.state_dir (relative to the config file), else $STATE_DIRECTORY. */
-export function gatewayStateDir(config: GatewayConfig, configPath: string, env: Env): string {
-  if (config.gateway.state_dir) return resolve(dirname(configPath), config.gateway.state_dir);
-  const dir = env.STATE_DIRECTORY?.split(':')[0];
-  if (dir && isAbsolute(dir)) return dir;
-  throw new GatewayError(
-    'CONFIG_INVALID',
-    `${configPath}: no state directory: set gateway.state_dir, or run under systemd (StateDirectory=)`,
-  );
-}
-
-/** The local API socket: api.socket, relative to $RUNTIME_DIRECTORY, else to the state directory. */
-export function gatewaySocketPath(config: GatewayConfig, stateDir: string, env: Env): string {
-  if (isAbsolute(config.api.socket)) return config.api.socket;
-  const runtime = env.RUNTIME_DIRECTORY?.split(':')[0];
-  return join(runtime && isAbsolute(runtime) ? runtime : stateDir, config.api.socket);
-}
 
 /** The runtime token kept in a 0600 file in the state directory: read at every connect, replaced on refresh. */
 export function fileTokenStore(path: string, log: Logger): TokenStore {

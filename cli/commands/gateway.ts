@@ -6,13 +6,7 @@ import { getFromGateway } from '../../gateway/local-api.ts';
 import { createLogger, type LogFormat } from '../../protocol/log.ts';
 import { type Command, type CommandContext, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
-import {
-  gatewayConfigPath,
-  gatewaySocketPath,
-  gatewayStateDir,
-  loadGatewayConfig,
-  setupGatewayDaemon,
-} from '../gateway-setup.ts';
+import { gatewayConfigPath, gatewaySocketPath, gatewayStateDir, loadGatewayConfig } from '../gateway-paths.ts';
 import { createNativeAddonLoader } from '../native-addons.ts';
 import { createSdNotifier } from '../sd-notify.ts';
 
@@ -34,6 +28,8 @@ const run: Command = {
     const format: LogFormat = ctx.io.env.JOURNAL_STREAM ? 'journald' : ctx.json ? 'json' : 'logfmt';
     const log = createLogger({ sink: (l) => ctx.io.stderr(`${l}\n`), level: config.gateway.log_level, format });
     const notifier = createSdNotifier({ env: ctx.io.env, log });
+    // Loaded here, not at start-up: it pulls in the serial-port and SQLite addons.
+    const { setupGatewayDaemon } = await import('../gateway-setup.ts');
     const daemon = setupGatewayDaemon({
       config,
       configPath,
