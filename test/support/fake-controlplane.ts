@@ -53,9 +53,15 @@ export interface FakeControlPlane {
   close(): Promise<void>;
 }
 
-export async function startFakeControlPlane(
-  options: { heartbeatMs?: number; cpId?: string } = {},
-): Promise<FakeControlPlane> {
+export interface FakeControlPlaneOptions {
+  heartbeatMs?: number;
+  cpId?: string;
+  /** Handles each lora.uplink before it is acknowledged (the ack waits for it; a throw closes the session). */
+  onUplink?: (body: EnvelopeOf<'lora.uplink'>['body'], gateway: string) => Promise<void>;
+  onReport?: (body: EnvelopeOf<'lora.downlink.report'>['body'], gateway: string) => void;
+}
+
+export async function startFakeControlPlane(options: FakeControlPlaneOptions = {}): Promise<FakeControlPlane> {
   const signingSeed = randomBytes(32);
   const kid = 'test-key-1';
   const jwks = { keys: [publishedJwk(ed25519KeyPair(signingSeed).publicKey, 'active', kid)] };
@@ -109,8 +115,10 @@ export async function startFakeControlPlane(
     const nonce = randomBytes(32).toString('base64url');
     let established = false;
     sendOn(conn, 'hello.challenge', { nonce }, '*');
+    // Envelopes are handled one at a time, in order, as the hub does.
+    let chain: Promise<void> = Promise.resolve();
     ws.on('message', (data) => {
-      void (async () => {
+      chain = chain.then(async () => {
         let env: Envelope;
         try {
           env = decodeEnvelope(data.toString(), { tid: FAKE_TID });
@@ -156,10 +164,19 @@ export async function startFakeControlPlane(
         switch (env.type) {
           case 'lora.uplink':
             for (const f of env.body.frames) frames.push({ ...f, envelopeId: env.id });
-            if (autoAck) sendOn(conn, 'lora.ack', { inReplyTo: env.id });
+            if (options.onUplink) {
+              try {
+                await options.onUplink(env.body, conn.peer);
+              } catch {
+                ws.close(1011, 'uplink handling failed');
+                return;
+              }
+            }
+            if (autoAck && ws.readyState === ws.OPEN) sendOn(conn, 'lora.ack', { inReplyTo: env.id });
             break;
           case 'lora.downlink.report':
             reports.push(...env.body.reports);
+            options.onReport?.(env.body, conn.peer);
             sendOn(conn, 'lora.ack', { inReplyTo: env.id });
             break;
           case 'ping':
@@ -171,7 +188,7 @@ export async function startFakeControlPlane(
             break;
         }
         notify();
-      })();
+      });
     });
     ws.on('close', () => {
       if (current?.ws === ws) current = undefined;

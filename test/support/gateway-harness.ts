@@ -81,6 +81,8 @@ export interface HarnessOptions {
   readonly heartbeatMs?: number;
   readonly log?: Logger;
   readonly lossRate?: number;
+  /** Builds the control plane (default: a plain fake that records and acknowledges). */
+  readonly controlPlane?: (o: { heartbeatMs: number }) => Promise<FakeControlPlane>;
 }
 
 /** Polls `predicate` (cheap, in-memory) until it holds; rejects after `timeoutMs`. */
@@ -99,7 +101,7 @@ export async function startGatewayHarness(options: HarnessOptions = {}): Promise
   const log = options.log ?? silentLogger;
   const air = createSimulatedAir({ timeScale, seed: 7, lossRate: options.lossRate ?? 0 });
   const gatewayEmulator = await startRNodeEmulator({ dir, name: 'gw-rnode', air, region: params.region });
-  const cp = await startFakeControlPlane({ heartbeatMs: options.heartbeatMs ?? 30_000 });
+  const cp = await (options.controlPlane ?? startFakeControlPlane)({ heartbeatMs: options.heartbeatMs ?? 30_000 });
   const proxy = await startBackhaulProxy(cp.port);
   const seed = new Uint8Array(randomBytes(32));
   const did = didKeyFromEd25519(ed25519KeyPair(seed).publicKey);
