@@ -67,7 +67,7 @@ export interface LoraLinkOptions {
   readonly params?: RadioParams;
   /** lora-frames.md §6 profile: 254 (RNode), 233 (Meshtastic). */
   readonly maxFrameBytes: number;
-  /** Absent until enrolled (enrollment over LoRa works without it). */
+  /** Absent until enrolled (enrollment over LoRa works without it); setSession() supplies it later. */
   readonly session?: LoraSession;
   readonly seq: UplinkSeqSource;
   /** Downlink replay window: its last persisted state, and where to persist it (synchronously, durably). */
@@ -134,6 +134,8 @@ export interface LoraLink {
     readonly retryMs: number;
     readonly timeoutMs: number;
   }): Promise<EnrollResponse | undefined>;
+  /** Uses `session` from now on (after enrollment over LoRa, or a re-key). */
+  setSession(session: LoraSession, downlinkWindow?: ReplayWindowState): void;
   stats(): LinkStats;
 }
 
@@ -157,8 +159,8 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
   const log = options.log.child({ lora: radio.path });
   const share = options.dutyCycleShare ?? 0.5;
   if (!(share > 0 && share <= 1)) throw new RangeError('dutyCycleShare must be in (0, 1]');
-  const session = options.session;
-  const window = createReplayWindow(options.downlinkWindow?.state ? { state: options.downlinkWindow.state } : {});
+  let session = options.session;
+  let window = createReplayWindow(options.downlinkWindow?.state ? { state: options.downlinkWindow.state } : {});
   const reassembler = createLoraReassembler({ clock: { nowMs: () => clock.nowMs(), monotonicMs: timers.nowMs } });
   const accountants = new Map<string, DutyCycleAccountant>();
   const ackListeners = new Set<(ranges: readonly SeqRange[], timeS: number | undefined) => void>();
@@ -383,7 +385,8 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
     if (header.type === 'beacon') {
       try {
         const b = decodeBeacon(frame);
-        if (session && b.pending.some((id) => Buffer.compare(id, session.shortId) === 0)) {
+        const own = session?.shortId;
+        if (own && b.pending.some((id) => Buffer.compare(id, own) === 0)) {
           // A hint only: a heartbeat with L lets the gateway deliver what it holds for us.
           if (timers.nowMs() - lastUplinkMs > 10_000) void link.heartbeat(0);
         }
@@ -521,7 +524,8 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
       return () => ackListeners.delete(listener);
     },
     async heartbeat(queuedRecords) {
-      if (!session) return;
+      const current = session;
+      if (!current) return;
       const payload = encodeHeartbeat({
         uptimeS: Math.floor(timers.nowMs() / 1000),
         queuedRecords,
@@ -532,7 +536,7 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
         type: 'heartbeat',
         frameBytes: [payload.length + LORA_OVERHEAD_BYTES],
         build: () => [
-          sealLoraFrame(session, { type: 'heartbeat', seq: options.seq.take(1).first, listen: true }, payload),
+          sealLoraFrame(current, { type: 'heartbeat', seq: options.seq.take(1).first, listen: true }, payload),
         ],
       });
     },
@@ -588,6 +592,10 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
         };
         attempt();
       });
+    },
+    setSession(next, state) {
+      session = next;
+      window = createReplayWindow(state ? { state } : {});
     },
     stats: () => ({ ...stats, refused: { ...stats.refused } }),
   };

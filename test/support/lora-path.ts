@@ -8,7 +8,14 @@ import type { RadioParams } from '../../firmware-bridge/radio.ts';
 import type { GatewayTime } from '../../gateway/time.ts';
 import { createSystemTime } from '../../gateway/time.ts';
 import { type Logger, silentLogger } from '../../protocol/log.ts';
-import type { LoraTelemetryRecord, ReplayWindowState } from '../../protocol/lora.ts';
+import {
+  deriveLoraSessionKeys,
+  type LoraTelemetryRecord,
+  loraEnrollTokenKeys,
+  openEnrollRequest,
+  type ReplayWindowState,
+  sealEnrollResponse,
+} from '../../protocol/lora.ts';
 import { FAKE_TID, type FakeControlPlane, startFakeControlPlane } from './fake-controlplane.ts';
 import {
   type DeviceRadio,
@@ -38,6 +45,10 @@ export interface PathDevice {
 }
 
 export interface LoraPath {
+  /** An enroll token the control plane accepts once, over LoRa (lora-frames.md §4.10). */
+  issueEnrollToken(): string;
+  /** A device that has never had IP: its link has no session until it enrolls over LoRa. */
+  addUnenrolledDevice(name: string): Promise<PathDevice>;
   readonly harness: GatewayHarness;
   readonly relay: LoraRelay;
   readonly store: CpStore;
@@ -58,6 +69,8 @@ export async function startLoraPath(options: {
   const windows = new Map<string, ReplayWindowState>();
   const downSeq = new Map<string, number>();
   const store: CpStore = { telemetry: new Map(), ingestCalls: 0, duplicates: 0 };
+  /** tokenId hex → token, and which device used it (single use; the same device may ask again). */
+  const enrollTokens = new Map<string, { token: string; usedBy?: string }>();
   const log = options.log ?? silentLogger;
   // Filled in once the harness (and so the fake control plane) exists.
   let cp: FakeControlPlane | undefined;
@@ -71,7 +84,8 @@ export async function startLoraPath(options: {
       startFakeControlPlane({
         ...o,
         onUplink: async (body, gateway) => {
-          await relay!.handleUplink(gateway, FAKE_TID, body);
+          const result = await relay!.handleUplink(gateway, FAKE_TID, body);
+          for (const req of result.enrollRequests) await enroll(req.frame);
         },
         onReport: (body, gateway) => relay!.handleReport(gateway, body),
       }),
@@ -118,97 +132,151 @@ export async function startLoraPath(options: {
       gatewaysOf: () => (cp?.connected() ? [harness.did] : []),
     },
   });
+  /** The control plane's side of enrollment over LoRa, as a host would do it (single-use token, idempotent repeat). */
+  async function enroll(frame: Uint8Array): Promise<void> {
+    let req: ReturnType<typeof openEnrollRequest>;
+    try {
+      req = openEnrollRequest(frame, (id) => enrollTokens.get(Buffer.from(id).toString('hex'))?.token);
+    } catch {
+      return; // unknown token or bad MAC: no answer (the device retries, or the operator looks)
+    }
+    const entry = enrollTokens.get(Buffer.from(req.tokenId).toString('hex'))!;
+    if (entry.usedBy !== undefined && entry.usedBy !== req.deviceId) return;
+    entry.usedBy = req.deviceId;
+    const view: LoraDevice = {
+      device: req.deviceId,
+      tid: FAKE_TID,
+      shortIdHex: Buffer.from(req.header.shortId).toString('hex'),
+      session: deriveLoraSessionKeys({
+        deviceX25519: { publicKey: req.deviceX25519 },
+        controlPlaneX25519: cpKeys.x25519,
+        tid: FAKE_TID,
+        deviceId: req.deviceId,
+      }),
+      streams: ['env.temperature', 'env.humidity'],
+      tools: ['sensor.read', 'valve.open'],
+      revoked: false,
+    };
+    if (!(byShortId.get(view.shortIdHex) ?? []).some((d) => d.device === view.device)) {
+      byShortId.set(view.shortIdHex, [...(byShortId.get(view.shortIdHex) ?? []), view]);
+      cp?.setDevices([...servedList(), { device: view.device, shortId: view.shortIdHex, standing: 'served' }]);
+    }
+    const first = (downSeq.get(view.device) ?? 0) + 1;
+    downSeq.set(view.device, first);
+    const response = sealEnrollResponse({
+      request: frame,
+      token: entry.token,
+      seq: first,
+      status: 'accepted',
+      controlPlaneX25519Public: cpKeys.x25519.publicKey,
+      tid: FAKE_TID,
+    });
+    relay!.sendFrames(view, [response], { priority: 0, ttlMs: 600_000, maxAttempts: 5 });
+  }
+  const servedList = () =>
+    [...byShortId.values()]
+      .flat()
+      .map((d) => ({ device: d.device, shortId: d.shortIdHex, standing: 'served' as const }));
   const devices: PathDevice[] = [];
   const path: LoraPath = {
+    issueEnrollToken() {
+      const token = Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url');
+      enrollTokens.set(Buffer.from(loraEnrollTokenKeys(token).tokenId).toString('hex'), { token });
+      return token;
+    },
+    async addUnenrolledDevice(name) {
+      return makeDevice(name, false);
+    },
     harness,
     relay,
     store,
     devices,
-    async addDevice(name) {
-      const keys = testDevice(cpKeys, FAKE_TID);
-      const cpView: LoraDevice = {
-        device: keys.did,
-        tid: FAKE_TID,
-        shortIdHex: keys.shortIdHex,
-        session: controlPlaneSession(cpKeys, keys, FAKE_TID),
-        streams: ['env.temperature', 'env.humidity'],
-        tools: ['sensor.read', 'valve.open'],
-        revoked: false,
-      };
-      byShortId.set(keys.shortIdHex, [...(byShortId.get(keys.shortIdHex) ?? []), cpView]);
-      const radio = await harness.device(name);
-      let seq = 0;
-      const windowSaves: ReplayWindowState[] = [];
-      const params: RadioParams = radioParams(options.params ?? TEST_RNODE_PARAMS);
-      const link = createLoraLink({
-        radio: radio.radio,
-        params,
-        maxFrameBytes: 254,
-        session: keys.session,
-        seq: {
-          take: (count) => {
-            const first = seq + 1;
-            seq += count;
-            return { first, count };
-          },
-        },
-        downlinkWindow: {
-          save: (s) => {
-            windowSaves.push(s);
-          },
-        },
-        handlers: {
-          toolCall: async (call) => ({ status: 'ok', durationMs: 3, value: { echo: call.args } }),
-        },
-        timers: time.timers,
-        clock: time.clock,
-        log,
-        ...(options.dutyCycleShare === undefined ? {} : { dutyCycleShare: options.dutyCycleShare }),
-      });
-      link.start();
-      const acked = new Set<number>();
-      link.onAck((ranges) => {
-        for (const r of ranges) for (let s = r.from; s <= r.to; s++) acked.add(s);
-      });
-      const d: PathDevice = {
-        keys,
-        cpView,
-        radio,
-        link,
-        acked,
-        windowSaves,
-        async deliver(records, o = {}) {
-          const deadline = Date.now() + (o.timeoutMs ?? 60_000);
-          const retryMs = o.retryMs ?? 1_500;
-          for (;;) {
-            const pending = records.filter((r) => !acked.has(r.seq));
-            if (pending.length === 0) return;
-            if (Date.now() > deadline) throw new Error(`${name}: ${pending.length} records never acknowledged`);
-            await link.sendTelemetry(pending, { maxFrames: 2 });
-            // Wait for acks (or give up on them after retryMs of device time, scaled).
-            await new Promise<void>((resolve) => {
-              const cancel = time.timers.setTimer(retryMs, () => {
-                off();
-                resolve();
-              });
-              const off = link.onAck(() => {
-                if (records.every((r) => acked.has(r.seq))) {
-                  cancel();
-                  off();
-                  resolve();
-                }
-              });
-            });
-          }
-        },
-      };
-      devices.push(d);
-      return d;
-    },
+    addDevice: (name) => makeDevice(name, true),
     async close() {
       for (const d of devices) await d.link.stop();
       await harness.close();
     },
   };
+  async function makeDevice(name: string, enrolled: boolean): Promise<PathDevice> {
+    const keys = testDevice(cpKeys, FAKE_TID);
+    const cpView: LoraDevice = {
+      device: keys.did,
+      tid: FAKE_TID,
+      shortIdHex: keys.shortIdHex,
+      session: controlPlaneSession(cpKeys, keys, FAKE_TID),
+      streams: ['env.temperature', 'env.humidity'],
+      tools: ['sensor.read', 'valve.open'],
+      revoked: false,
+    };
+    if (enrolled) byShortId.set(keys.shortIdHex, [...(byShortId.get(keys.shortIdHex) ?? []), cpView]);
+    const radio = await harness.device(name);
+    let seq = 0;
+    const windowSaves: ReplayWindowState[] = [];
+    const params: RadioParams = radioParams(options.params ?? TEST_RNODE_PARAMS);
+    const link = createLoraLink({
+      radio: radio.radio,
+      params,
+      maxFrameBytes: 254,
+      ...(enrolled ? { session: keys.session } : {}),
+      seq: {
+        take: (count) => {
+          const first = seq + 1;
+          seq += count;
+          return { first, count };
+        },
+      },
+      downlinkWindow: {
+        save: (s) => {
+          windowSaves.push(s);
+        },
+      },
+      handlers: {
+        toolCall: async (call) => ({ status: 'ok', durationMs: 3, value: { echo: call.args } }),
+      },
+      timers: time.timers,
+      clock: time.clock,
+      log,
+      ...(options.dutyCycleShare === undefined ? {} : { dutyCycleShare: options.dutyCycleShare }),
+    });
+    link.start();
+    const acked = new Set<number>();
+    link.onAck((ranges) => {
+      for (const r of ranges) for (let s = r.from; s <= r.to; s++) acked.add(s);
+    });
+    const d: PathDevice = {
+      keys,
+      cpView,
+      radio,
+      link,
+      acked,
+      windowSaves,
+      async deliver(records, o = {}) {
+        const deadline = Date.now() + (o.timeoutMs ?? 60_000);
+        const retryMs = o.retryMs ?? 1_500;
+        for (;;) {
+          const pending = records.filter((r) => !acked.has(r.seq));
+          if (pending.length === 0) return;
+          if (Date.now() > deadline) throw new Error(`${name}: ${pending.length} records never acknowledged`);
+          await link.sendTelemetry(pending, { maxFrames: 2 });
+          // Wait for acks (or give up on them after retryMs of device time, scaled).
+          await new Promise<void>((resolve) => {
+            const cancel = time.timers.setTimer(retryMs, () => {
+              off();
+              resolve();
+            });
+            const off = link.onAck(() => {
+              if (records.every((r) => acked.has(r.seq))) {
+                cancel();
+                off();
+                resolve();
+              }
+            });
+          });
+        }
+      },
+    };
+    devices.push(d);
+    return d;
+  }
   return path;
 }
