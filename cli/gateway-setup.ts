@@ -1,13 +1,19 @@
 // Wires a gateway daemon from its configuration file: identity (systemd credential or 0600 key file), store,
 // radio drivers, upstream token file, metrics, local API. The only place that picks concrete implementations.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { rnodePreambleSymbols } from '../firmware-bridge/airtime.ts';
 import { createMeshtasticRadio } from '../firmware-bridge/meshtastic/driver.ts';
 import type { Radio } from '../firmware-bridge/radio.ts';
 import { createRNodeRadio, type RNodeParams } from '../firmware-bridge/rnode/driver.ts';
 import type { GatewayConfig } from '../gateway/config.ts';
+import {
+  type Enrollment,
+  Enrollment as EnrollmentSchema,
+  enrollGateway,
+  renewGatewayToken,
+} from '../gateway/enrollment.ts';
 import { GatewayError } from '../gateway/errors.ts';
 import { createGateway, type Gateway, type GatewayRadio, type TokenStore } from '../gateway/gateway.ts';
 import { type GatewayStore, openGatewayStore } from '../gateway/gateway-store.ts';
@@ -151,13 +157,16 @@ export function setupGatewayDaemon(input: {
   }
   const agentVersion = buildInfo().version;
   const manifest = gatewayManifest({ did, name: config.gateway.name, agentVersion, radios: manifestRadios });
-  const up = config.upstream;
+  const up = upstreamSettings(config, stateDir, log);
   let ca: Buffer | undefined;
-  if (up?.ca_file) {
+  if (config.upstream?.ca_file) {
     try {
-      ca = readFileSync(resolve(dirname(input.configPath), up.ca_file));
+      ca = readFileSync(resolve(dirname(input.configPath), config.upstream.ca_file));
     } catch (e) {
-      throw new GatewayError('CONFIG_INVALID', `cannot read upstream.ca_file ${up.ca_file}: ${(e as Error).message}`);
+      throw new GatewayError(
+        'CONFIG_INVALID',
+        `cannot read upstream.ca_file ${config.upstream.ca_file}: ${(e as Error).message}`,
+      );
     }
   }
   const gateway = createGateway({
@@ -171,12 +180,18 @@ export function setupGatewayDaemon(input: {
       ? {
           upstream: {
             url: up.url,
-            tid: up.tenant,
-            tokens: fileTokenStore(resolve(stateDir, up.token_file), log),
+            tid: up.tid,
+            tokens: fileTokenStore(resolve(stateDir, up.tokenFile), log),
             ...(ca ? { ca } : {}),
-            heartbeatMs: up.heartbeat_s * 1000,
-            backoffInitialMs: up.reconnect_initial_s * 1000,
-            backoffMaxMs: up.reconnect_max_s * 1000,
+            heartbeatMs: up.heartbeatMs,
+            backoffInitialMs: up.backoffInitialMs,
+            backoffMaxMs: up.backoffMaxMs,
+            ...(up.httpUrl
+              ? {
+                  renewToken: () =>
+                    renewGatewayToken({ httpUrl: up.httpUrl!, seed: key.seed, ...(ca ? { http: { ca } } : {}) }),
+                }
+              : {}),
           },
         }
       : {}),
@@ -184,8 +199,11 @@ export function setupGatewayDaemon(input: {
     log,
     metrics,
     limits: {
-      batchFrames: up?.batch_frames ?? 32,
-      replay: { ratePerSec: up?.replay_frames_per_s ?? 50, burst: Math.max(64, (up?.replay_frames_per_s ?? 50) * 4) },
+      batchFrames: config.upstream?.batch_frames ?? 32,
+      replay: {
+        ratePerSec: config.upstream?.replay_frames_per_s ?? 50,
+        burst: Math.max(64, (config.upstream?.replay_frames_per_s ?? 50) * 4),
+      },
       retry: {
         retryInitialMs: config.downlink.retry_initial_s * 1000,
         retryMaxMs: config.downlink.retry_max_s * 1000,
@@ -224,7 +242,109 @@ export function setupGatewayDaemon(input: {
   };
 }
 
-/** True when a token file exists (the gateway was enrolled). */
-export function isEnrolled(config: GatewayConfig, stateDir: string): boolean {
-  return config.upstream !== undefined && existsSync(resolve(stateDir, config.upstream.token_file));
+interface UpstreamSettings {
+  readonly url: string;
+  readonly tid: string;
+  readonly tokenFile: string;
+  readonly heartbeatMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly httpUrl?: string;
+}
+
+export const ENROLLMENT_FILE = 'enrollment.json';
+
+/** Reads the enrollment kept in the state directory, if any. Throws CONFIG_INVALID for a damaged file. */
+export function readEnrollment(stateDir: string): Enrollment | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(stateDir, ENROLLMENT_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  const r = EnrollmentSchema.safeParse(value);
+  if (!r.success) throw new GatewayError('CONFIG_INVALID', `${join(stateDir, ENROLLMENT_FILE)} is not an enrollment`);
+  return r.data;
+}
+
+/** Where to connect: the configuration's [upstream] when present, else what `outpost gateway enroll` recorded. */
+function upstreamSettings(config: GatewayConfig, stateDir: string, log: Logger): UpstreamSettings | undefined {
+  const c = config.upstream;
+  const enrolled = readEnrollment(stateDir);
+  if (c) {
+    return {
+      url: c.url,
+      tid: c.tenant,
+      tokenFile: c.token_file,
+      heartbeatMs: c.heartbeat_s * 1000,
+      backoffInitialMs: c.reconnect_initial_s * 1000,
+      backoffMaxMs: c.reconnect_max_s * 1000,
+      ...(c.http_url ? { httpUrl: c.http_url } : enrolled ? { httpUrl: enrolled.httpUrl } : {}),
+    };
+  }
+  if (!enrolled) {
+    log.notice('gateway.not_enrolled', { hint: 'outpost gateway enroll --url URL --token-file -' });
+    return undefined;
+  }
+  return {
+    url: enrolled.wssUrl,
+    tid: enrolled.tid,
+    tokenFile: 'upstream.token',
+    heartbeatMs: enrolled.heartbeatMs,
+    backoffInitialMs: 1_000,
+    backoffMaxMs: 60_000,
+    httpUrl: enrolled.httpUrl,
+  };
+}
+
+/**
+ * `outpost gateway enroll`: creates the identity if needed, enrolls with the control plane at `httpUrl` using the
+ * enroll token, and keeps the enrollment (0600 enrollment.json) and the runtime token (0600 upstream.token) in the
+ * state directory. The radios need not be attached: only their configuration goes into the manifest.
+ */
+export async function enrollFromConfig(input: {
+  readonly config: GatewayConfig;
+  readonly configPath: string;
+  readonly env: Env;
+  readonly httpUrl: string;
+  readonly token: string;
+  readonly log: Logger;
+  readonly ca?: Buffer;
+}): Promise<{ did: string; enrollment: Enrollment; path: string }> {
+  const stateDir = gatewayStateDir(input.config, input.configPath, input.env);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const key = loadKey({ credential: GATEWAY_CREDENTIAL, filePath: join(stateDir, 'identity.key'), env: input.env });
+  const did = didKeyFromEd25519(ed25519KeyPair(key.seed).publicKey);
+  const manifest = gatewayManifest({
+    did,
+    name: input.config.gateway.name,
+    agentVersion: buildInfo().version,
+    radios: input.config.radio.map((r) =>
+      r.kind === 'rnode'
+        ? {
+            kind: 'rnode' as const,
+            params: { ...rnodeParams(r), preambleSymbols: rnodePreambleSymbols(rnodeParams(r)) },
+          }
+        : { kind: 'meshtastic' as const },
+    ),
+  });
+  const { enrollment, runtimeToken } = await enrollGateway({
+    httpUrl: input.httpUrl,
+    token: input.token,
+    seed: key.seed,
+    manifest,
+    nowMs: Date.now(),
+    ...(input.ca ? { http: { ca: input.ca } } : {}),
+  });
+  writeFileAtomic(join(stateDir, 'upstream.token'), `${runtimeToken}\n`, { mode: 0o600 });
+  const path = join(stateDir, ENROLLMENT_FILE);
+  writeFileAtomic(path, `${JSON.stringify(enrollment, null, 2)}\n`, { mode: 0o600 });
+  input.log.notice('gateway.enrolled', { device: did, tid: enrollment.tid, wss: enrollment.wssUrl });
+  return { did, enrollment, path };
 }

@@ -53,6 +53,11 @@ export const GatewayConfigSchema = z.strictObject({
       url: z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL'),
       /** Tenant id (lowercase UUID). */
       tenant: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a lowercase UUID'),
+      /** The control plane's HTTP API (https://…): lets the gateway renew an expired token by itself. */
+      http_url: z
+        .string()
+        .regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL')
+        .optional(),
       /** The runtime token, relative to the state directory; written at enrollment, rewritten on refresh. */
       token_file: z.string().min(1).default('upstream.token'),
       /** PEM bundle of the CA that signed the control plane's certificate (default: the system's). */

@@ -49,6 +49,11 @@ export interface UpstreamConfig {
   /** Reconnect backoff (defaults 1 s, doubling to 60 s, ±20 % jitter). */
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /**
+   * Gets a fresh runtime token when the current one has expired (e.g. after an outage longer than its lifetime):
+   * tried with backoff (1 min doubling to 30 min) while the token is unusable. Absent: an operator re-enrolls.
+   */
+  readonly renewToken?: () => Promise<string>;
 }
 
 export interface GatewayLimits {
@@ -203,6 +208,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   let nextConnectAtMs = 0;
   let heartbeatMs = options.upstream?.heartbeatMs ?? 30_000;
   let tokenRefreshSentAtMs: number | undefined;
+  let renewing = false;
+  let renewAttempts = 0;
+  let nextRenewAtMs = 0;
   const inFlight = new Map<string, InFlightBatch | InFlightReports>();
   let replayBucket: TokenBucketState = initialBucket(limits.replay, timers.nowMs());
   let forwarded = 0;
@@ -240,7 +248,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   function facts(): LinkFacts {
     const u = upstreamFacts();
     return {
-      enrolled: options.upstream !== undefined && options.upstream.tokens.read() !== undefined,
+      // Enrolled = knows its control plane; a missing or expired token is "unauthorised" (renewable), not this.
+      enrolled: options.upstream !== undefined,
       tokenUsable: tokenUsable(),
       socketOpen: u.socketOpen,
       sessionEstablished: u.sessionEstablished,
@@ -492,6 +501,28 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
+  function maybeRenewToken(renew: () => Promise<string>): void {
+    if (renewing || timers.nowMs() < nextRenewAtMs) return;
+    renewing = true;
+    renewAttempts++;
+    void renew()
+      .then((token) => {
+        options.upstream?.tokens.write(token);
+        renewAttempts = 0;
+        log.notice('gateway.token_renewed');
+      })
+      .catch((e) => {
+        const delay = Math.min(1_800_000, 60_000 * 2 ** (renewAttempts - 1));
+        nextRenewAtMs = timers.nowMs() + delay * (0.8 + 0.4 * random());
+        lastError = `token renewal: ${(e as Error).message}`;
+        log.warning('gateway.token_renewal_failed', { error: e, retryInMs: Math.round(delay) });
+      })
+      .finally(() => {
+        renewing = false;
+        evaluate();
+      });
+  }
+
   // ---- forwarding stored uplink and reports ----
 
   async function forwarder(): Promise<void> {
@@ -725,6 +756,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
       }
       if (session && s.forward) maybeRefreshToken(session);
+      if (s.backhaul === 'unauthorised' && options.upstream?.renewToken) maybeRenewToken(options.upstream.renewToken);
       const st = store.uplink.stats();
       metrics.uplinkStoredFrames.set({}, st.frames);
       metrics.uplinkStoredBytes.set({}, st.bytes);

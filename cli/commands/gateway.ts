@@ -1,12 +1,16 @@
 // `outpost gateway run` (the daemon, as outpost-gateway.service runs it) and `outpost gateway status`, which
 // asks the running daemon over its local API socket.
 
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { GatewayStatus } from '../../gateway/gateway.ts';
 import { getFromGateway } from '../../gateway/local-api.ts';
+import { OutpostError } from '../../protocol/errors.ts';
 import { createLogger, type LogFormat } from '../../protocol/log.ts';
 import { type Command, type CommandContext, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
 import { gatewayConfigPath, gatewaySocketPath, gatewayStateDir, loadGatewayConfig } from '../gateway-paths.ts';
+import { readStdin } from '../io.ts';
 import { createNativeAddonLoader } from '../native-addons.ts';
 import { createSdNotifier } from '../sd-notify.ts';
 
@@ -120,4 +124,51 @@ const status: Command = {
   },
 };
 
-export const gatewayCommands: readonly Command[] = [run, status];
+const enroll: Command = {
+  path: ['gateway', 'enroll'],
+  summary: 'enroll this gateway with a control plane (enroll token from a file or standard input, never argv)',
+  usage: '--url URL --token-file PATH|- [--config FILE] [--ca-file PEM]',
+  options: {
+    url: { type: 'string' },
+    'token-file': { type: 'string' },
+    config: { type: 'string' },
+    'ca-file': { type: 'string' },
+  },
+  async run(ctx) {
+    const url = optString(ctx, 'url');
+    const tokenFile = optString(ctx, 'token-file');
+    if (!url || !/^https?:\/\//.test(url) || !tokenFile) {
+      throw new OutpostError('USAGE', 'outpost gateway enroll --url https://… --token-file PATH|-');
+    }
+    const token = (
+      tokenFile === '-' ? await readStdin(ctx.io) : readFileSync(resolve(ctx.io.cwd, tokenFile), 'utf8')
+    ).trim();
+    if (token.length === 0 || /\s/.test(token))
+      throw new OutpostError('USAGE', 'the enroll token is empty or contains white space');
+    const configPath = gatewayConfigPath(optString(ctx, 'config'), ctx.io.env, ctx.io.cwd);
+    const config = loadGatewayConfig(configPath);
+    const caFile = optString(ctx, 'ca-file');
+    const log = createLogger({ sink: (l) => ctx.io.stderr(`${l}\n`), level: 'warning', format: 'logfmt' });
+    const { enrollFromConfig } = await import('../gateway-setup.ts');
+    const r = await enrollFromConfig({
+      config,
+      configPath,
+      env: ctx.io.env,
+      httpUrl: url,
+      token,
+      log,
+      ...(caFile ? { ca: readFileSync(resolve(ctx.io.cwd, caFile)) } : {}),
+    });
+    print(ctx, { id: r.did, tid: r.enrollment.tid, wssUrl: r.enrollment.wssUrl, enrollment: r.path }, () =>
+      [
+        `enrolled: ${r.did}`,
+        `  tenant ${r.enrollment.tid}`,
+        `  upstream ${r.enrollment.wssUrl}`,
+        '  start it: systemctl start outpost-gateway',
+      ].join('\n'),
+    );
+    return EXIT.ok;
+  },
+};
+
+export const gatewayCommands: readonly Command[] = [run, status, enroll];

@@ -3,10 +3,13 @@
 // answering them as the relay contract says (lora-relay.md). Tests drive it: send downlink, cut sessions,
 // withhold acks. It does not open LoRa frames; the control plane's LoRa endpoint has its own tests.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { fromBase64Url } from '../../protocol/bytes.ts';
+import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import { systemClock } from '../../protocol/clock.ts';
+import { ed25519FromDidKey } from '../../protocol/did-key.ts';
 import {
   decodeEnvelope,
   type Envelope,
@@ -18,7 +21,8 @@ import {
 } from '../../protocol/envelope.ts';
 import { publishedJwk } from '../../protocol/jwks.ts';
 import type { DownlinkReport, RelayedFrame } from '../../protocol/lora-relay.ts';
-import { ed25519KeyPair } from '../../protocol/signing.ts';
+import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
+import { ed25519KeyPair, verifyEd25519 } from '../../protocol/signing.ts';
 import { newJti, signRuntimeToken, verifyRuntimeToken } from '../../protocol/tokens.ts';
 
 export const FAKE_TID = '0e6c3a3d-952c-55af-be8a-3d562dcf52c7';
@@ -34,6 +38,12 @@ export interface FakeControlPlane {
   readonly url: string;
   readonly tid: string;
   mintToken(did: string, options?: { lifetimeS?: number; role?: 'gateway' | 'device' }): Promise<string>;
+  /** A single-use enroll token for POST /v1/devices/enroll. */
+  issueEnrollToken(): string;
+  /** Lifetime of runtime tokens issued at enrollment and renewal (default 3600 s). */
+  setTokenLifetime(seconds: number): void;
+  enrolled(): string[];
+  readonly httpUrl: string;
   /** Frames received in lora.uplink envelopes, in arrival order (duplicates included). */
   readonly frames: ReceivedFrame[];
   readonly reports: DownlinkReport[];
@@ -78,9 +88,84 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
     for (const w of [...waiters]) w();
   };
 
-  const http: Server = createServer((_req, res) => {
-    res.writeHead(404);
-    res.end();
+  // The enrollment API of the control plane (lora-relay.md does not cover it; docs/gateway.md §5 does).
+  const enrollTokens = new Set<string>();
+  const enrolled = new Set<string>();
+  const challenges = new Map<string, string>();
+  let tokenLifetimeS = 3600;
+  const http: Server = createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    let text = '';
+    req.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+    });
+    req.on('end', () => {
+      void (async () => {
+        let b: Record<string, string>;
+        try {
+          b = JSON.parse(text) as Record<string, string>;
+        } catch {
+          return reply(400, { error: { code: 'BAD_REQUEST', message: 'not JSON' } });
+        }
+        const device = b.device ?? '';
+        let key: Uint8Array;
+        try {
+          key = ed25519FromDidKey(device);
+        } catch {
+          return reply(400, { error: { code: 'BAD_REQUEST', message: 'device' } });
+        }
+        if (req.url === '/v1/devices/enroll') {
+          if (!enrollTokens.has(b.token ?? ''))
+            return reply(401, { error: { code: 'ENROLL_TOKEN_UNKNOWN', message: '' } });
+          const manifest = b.manifest as unknown as Record<string, unknown>;
+          const message = canonicalBytes({
+            v: 1,
+            device,
+            tokenDigest: createHash('sha256').update(b.token!).digest('base64url'),
+            manifestHash: manifestHash(decodeManifest(manifest)),
+            x25519PublicKey: null,
+          });
+          if (!verifyEd25519(key, 'outpost/enroll-proof/v1', message, fromBase64Url(b.proof ?? ''))) {
+            return reply(401, { error: { code: 'PROOF_INVALID', message: '' } });
+          }
+          enrollTokens.delete(b.token!);
+          enrolled.add(device);
+          return reply(201, {
+            v: 1,
+            device,
+            tid: FAKE_TID,
+            runtimeToken: await mint(device, tokenLifetimeS),
+            tokenExpiresAtMs: Date.now() + tokenLifetimeS * 1000,
+            wssUrl: `ws://127.0.0.1:${(http.address() as { port: number }).port}/v1/wss`,
+            controlPlaneId: cpId,
+            heartbeatMs: options.heartbeatMs ?? 30_000,
+          });
+        }
+        if (req.url === '/v1/devices/challenge') {
+          const challenge = randomBytes(16).toString('base64url');
+          challenges.set(challenge, device);
+          return reply(200, { challenge, expiresAtMs: Date.now() + 120_000 });
+        }
+        if (req.url === '/v1/devices/token') {
+          const ok =
+            challenges.get(b.challenge ?? '') === device &&
+            enrolled.has(device) &&
+            verifyEd25519(
+              key,
+              'outpost/device-token-request/v1',
+              canonicalBytes({ v: 1, device, challenge: b.challenge }),
+              fromBase64Url(b.proof ?? ''),
+            );
+          if (!ok) return reply(401, { error: { code: 'PROOF_INVALID', message: '' } });
+          challenges.delete(b.challenge!);
+          return reply(200, { runtimeToken: await mint(device, tokenLifetimeS), tokenExpiresAtMs: 0 });
+        }
+        return reply(404, { error: { code: 'NOT_FOUND', message: '' } });
+      })();
+    });
   });
   const wss = new WebSocketServer({
     server: http,
@@ -196,13 +281,43 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
     });
   });
 
+  async function mint(did: string, lifetimeS: number): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    return signRuntimeToken(
+      {
+        iss: ISSUER,
+        aud: AUDIENCE,
+        sub: did,
+        dev: did,
+        tid: FAKE_TID,
+        role: 'gateway',
+        scope: '',
+        iat: now,
+        nbf: now,
+        exp: now + lifetimeS,
+        jti: newJti(),
+      },
+      { kid, ed25519Seed: signingSeed },
+    );
+  }
+
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const port = (http.address() as { port: number }).port;
 
   return {
     port,
     url: `ws://127.0.0.1:${port}/v1/wss`,
+    httpUrl: `http://127.0.0.1:${port}`,
     tid: FAKE_TID,
+    issueEnrollToken() {
+      const t = `oet_${randomBytes(32).toString('base64url')}`;
+      enrollTokens.add(t);
+      return t;
+    },
+    setTokenLifetime(s) {
+      tokenLifetimeS = s;
+    },
+    enrolled: () => [...enrolled],
     async mintToken(did, o = {}) {
       const now = Math.floor(Date.now() / 1000);
       return signRuntimeToken(
