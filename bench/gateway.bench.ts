@@ -428,7 +428,7 @@ async function latency(): Promise<void> {
   console.log(
     `   ÷ airtime formula: p50 ${pct(ratio, 50).toFixed(2)}, p90 ${pct(ratio, 90).toFixed(2)}, max ${ratio[ratio.length - 1]!.toFixed(2)}`,
   );
-  console.log('   (the rest: serial links and driver pacing, the gateway's checks and fsync, the WSS hop, the relay)');
+  console.log('   (the rest: serial links and driver pacing, the gateway checks and fsync, the WSS hop, the relay)');
   await site.close();
 }
 
