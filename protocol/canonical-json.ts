@@ -39,10 +39,11 @@ function serialise(value: unknown, depth: number, out: string[]): void {
     case 'object': {
       if (Array.isArray(value)) {
         out.push('[');
-        value.forEach((v, i) => {
+        // Index loop, not forEach: a hole in a sparse array is `undefined` and is refused, never skipped.
+        for (let i = 0; i < value.length; i++) {
           if (i > 0) out.push(',');
-          serialise(v, depth + 1, out);
-        });
+          serialise(value[i], depth + 1, out);
+        }
         out.push(']');
         return;
       }

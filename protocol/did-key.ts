@@ -26,6 +26,8 @@ export function ed25519FromDidKey(did: string): Uint8Array {
   } catch (cause) {
     throw new ProtocolError('DID_MALFORMED', 'did:key is not valid base58btc', { cause });
   }
+  if (raw.length < ED25519_MULTICODEC.length)
+    throw new ProtocolError('DID_MALFORMED', 'did:key has no multicodec prefix');
   if (raw[0] !== ED25519_MULTICODEC[0] || raw[1] !== ED25519_MULTICODEC[1]) {
     throw new ProtocolError('DID_UNSUPPORTED', 'did:key names a key type other than Ed25519');
   }

@@ -95,7 +95,17 @@ export type ProtocolErrorCode =
   | 'ENVELOPE_UNEXPECTED_SIGNATURE'
   | 'ENVELOPE_BAD_SIGNATURE'
   | 'ENVELOPE_WRONG_TENANT'
-  | 'ENVELOPE_WRONG_SOURCE';
+  | 'ENVELOPE_WRONG_SOURCE'
+  // CapabilityManifest, tool-schema subset, JSON Pointer, manifest text positions (docs/protocol/manifest.md)
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_VERSION_UNSUPPORTED'
+  | 'SCHEMA_UNSUPPORTED'
+  | 'SCHEMA_VIOLATION'
+  | 'UNDO_UNRESOLVED'
+  | 'JSON_POINTER_MALFORMED'
+  | 'JSON_DUPLICATE_MEMBER'
+  // MCP projection (docs/protocol/mcp-projection.md)
+  | 'MCP_NAME_INVALID';
 
 /** A contract was violated by bytes from outside (or by a caller). Never thrown for internal bugs. */
 export class ProtocolError extends OutpostError<ProtocolErrorCode> {

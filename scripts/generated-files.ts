@@ -1,5 +1,7 @@
 // The list of generated files and how each is rendered from its source of truth.
 
+import { manifestJsonSchema } from '../protocol/manifest.ts';
+
 export interface GeneratedFile {
   /** Path relative to the repository root. */
   path: string;
@@ -7,5 +9,10 @@ export interface GeneratedFile {
 }
 
 export function generatedFiles(): GeneratedFile[] {
-  return [];
+  return [
+    {
+      path: 'docs/protocol/manifest.schema.json',
+      render: () => `${JSON.stringify(manifestJsonSchema(), null, 2)}\n`,
+    },
+  ];
 }
