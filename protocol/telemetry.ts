@@ -86,9 +86,16 @@ export function telemetryUnitSigningBytes(unit: {
  * when seqs are not consecutive, TELEMETRY_MALFORMED for records outside the schema, TELEMETRY_TOO_LARGE.
  */
 export function signTelemetryUnit(seed: Uint8Array, records: readonly TelemetryRecord[]): TelemetryUnit {
+  const checked = z.array(TelemetryRecord).min(1).max(MAX_UNIT_RECORDS).safeParse(records);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw new ProtocolError('TELEMETRY_MALFORMED', `telemetry records: ${issue?.message}`, {
+      details: { path: issue?.path.join('.') },
+    });
+  }
   if (!consecutive(records)) throw new ProtocolError('TELEMETRY_SEQ_GAP', 'record seqs must be consecutive');
   const device = didKeyFromEd25519(ed25519KeyPair(seed).publicKey);
-  const unsigned = { v: TELEMETRY_UNIT_VERSION, device, records: [...records] } as const;
+  const unsigned = { v: TELEMETRY_UNIT_VERSION, device, records: checked.data } as const;
   const sig = toBase64Url(signEd25519(seed, TELEMETRY_UNIT_CONTEXT, telemetryUnitSigningBytes(unsigned)));
   return parseTelemetryUnit({ ...unsigned, sig });
 }

@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { canonicalize, parseJson } from '../../protocol/canonical-json.ts';
+import { FakeClock } from '../../protocol/clock.ts';
+import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
+import {
+  type ApprovalRequest,
+  approverPublicKey,
+  argsHash,
+  decodeQuorumToken,
+  encodeQuorumToken,
+  MAX_QUORUM_TOKEN_BYTES,
+  parseQuorumPolicy,
+  type QuorumPolicy,
+  type QuorumToken,
+  quorumTokenFromText,
+  quorumTokenToText,
+  requiredApprovals,
+  signApproval,
+  type VerifyQuorumOptions,
+  verifyQuorum,
+} from '../../protocol/quorum.ts';
+import { assertDecoderTotal, byteInputs, jsonTextInputs } from '../support/fuzz.ts';
+import { seedFromHex, vectorBytes, vectorJson } from '../support/protocol-vectors.ts';
+
+interface QuorumCase {
+  name: string;
+  tool: string;
+  args: unknown;
+  requiredK: number;
+  request: ApprovalRequest;
+  requestCanonical: string;
+  approvals: QuorumToken['approvals'];
+  tokenText: string;
+  tokenBytes: number;
+  token: string;
+}
+const v = vectorJson<{
+  approvers: { id: string; ed25519SeedHex: string }[];
+  policy: QuorumPolicy;
+  verifyAtMs: number;
+  cases: QuorumCase[];
+}>('quorum', 'quorum.json');
+const seeds = new Map(v.approvers.map((a) => [a.id, seedFromHex(a.ed25519SeedHex)]));
+const k2 = v.cases.find((c) => c.name === 'k2')!;
+const k3 = v.cases.find((c) => c.name === 'k3')!;
+
+function opts(c: QuorumCase, o: Partial<VerifyQuorumOptions> = {}): VerifyQuorumOptions {
+  return {
+    policy: v.policy,
+    tid: c.request.tid,
+    device: c.request.device,
+    tool: c.tool,
+    args: structuredClone(c.args),
+    clock: new FakeClock(v.verifyAtMs),
+    ...o,
+  };
+}
+
+function tokenOf(request: ApprovalRequest, signers: string[]): QuorumToken {
+  return { request, approvals: signers.map((id) => signApproval(request, id, seeds.get(id)!)) };
+}
+
+describe('quorum: vectors', () => {
+  for (const c of v.cases) {
+    it(`${c.name}: signs, encodes and decodes byte for byte (${c.tokenBytes} bytes)`, () => {
+      assert.equal(canonicalize(c.request), c.requestCanonical);
+      assert.equal(c.request.argsHash, argsHash(c.args));
+      const token = tokenOf(
+        c.request,
+        c.approvals.map((a) => a.approver),
+      );
+      assert.deepEqual(token.approvals, c.approvals);
+      const bytes = encodeQuorumToken(token);
+      assert.deepEqual(bytes, vectorBytes('quorum', c.token));
+      assert.equal(bytes.length, c.tokenBytes);
+      assert.equal(quorumTokenToText(token), c.tokenText);
+      assert.deepEqual(decodeQuorumToken(bytes), token);
+      assert.deepEqual(quorumTokenFromText(c.tokenText), token);
+    });
+
+    it(`${c.name}: verifies offline and returns the nonce`, () => {
+      assert.equal(requiredApprovals(v.policy, c.tool, 'physical_actuation'), c.requiredK);
+      for (const form of [
+        vectorBytes('quorum', c.token),
+        c.tokenText,
+        decodeQuorumToken(vectorBytes('quorum', c.token)),
+      ]) {
+        const r = verifyQuorum(form, opts(c));
+        assert.equal(r.nonce, c.request.nonce);
+        assert.equal(r.requestId, c.request.requestId);
+        assert.equal(r.expMs, c.request.expMs);
+        assert.deepEqual(
+          r.approvers,
+          c.approvals.map((a) => a.approver),
+        );
+      }
+    });
+  }
+
+  it('argument order does not matter, argument values do', () => {
+    verifyQuorum(k2.tokenText, opts(k2, { args: { durationS: 30, position: 'open' } }));
+    assert.throws(() => verifyQuorum(k2.tokenText, opts(k2, { args: { durationS: 31, position: 'open' } })), {
+      code: 'QUORUM_ARGS_MISMATCH',
+    });
+  });
+});
+
+describe('quorum: every rule denies', () => {
+  const req = k2.request;
+  const deny: [string, () => unknown, string][] = [
+    ['too few approvers (1 of 2)', () => verifyQuorum(tokenOf(req, ['alice']), opts(k2)), 'QUORUM_TOO_FEW'],
+    [
+      'too few for a stricter tool rule (2 of 3)',
+      () => verifyQuorum(tokenOf(k3.request, ['alice', 'bob']), opts(k3)),
+      'QUORUM_TOO_FEW',
+    ],
+    [
+      'the same approver twice',
+      () => {
+        const a = signApproval(req, 'alice', seeds.get('alice')!);
+        return verifyQuorum({ request: req, approvals: [a, a] }, opts(k2));
+      },
+      'QUORUM_DUPLICATE_APPROVER',
+    ],
+    [
+      'an approver not in the policy',
+      () => {
+        const mallory = signApproval(req, 'mallory', seedFromHex('ee'.repeat(32)));
+        return verifyQuorum(
+          { request: req, approvals: [signApproval(req, 'alice', seeds.get('alice')!), mallory] },
+          opts(k2),
+        );
+      },
+      'QUORUM_UNKNOWN_APPROVER',
+    ],
+    [
+      'a policy member signing under another member’s id',
+      () => {
+        const forged = signApproval(req, 'bob', seeds.get('alice')!);
+        return verifyQuorum(
+          { request: req, approvals: [signApproval(req, 'alice', seeds.get('alice')!), forged] },
+          opts(k2),
+        );
+      },
+      'QUORUM_BAD_SIGNATURE',
+    ],
+    [
+      'a signature over another request',
+      () => {
+        const other = { ...req, nonce: 'AAAAAAAAAAAAAAAAAAAAAA' };
+        return verifyQuorum(
+          {
+            request: req,
+            approvals: [signApproval(req, 'alice', seeds.get('alice')!), signApproval(other, 'bob', seeds.get('bob')!)],
+          },
+          opts(k2),
+        );
+      },
+      'QUORUM_BAD_SIGNATURE',
+    ],
+    [
+      'other arguments',
+      () => verifyQuorum(k2.tokenText, opts(k2, { args: { position: 'closed', durationS: 30 } })),
+      'QUORUM_ARGS_MISMATCH',
+    ],
+    ['no arguments', () => verifyQuorum(k2.tokenText, opts(k2, { args: {} })), 'QUORUM_ARGS_MISMATCH'],
+    [
+      'arguments JSON cannot hold',
+      () => verifyQuorum(k2.tokenText, opts(k2, { args: { n: Number.NaN } })),
+      'QUORUM_ARGS_MISMATCH',
+    ],
+    [
+      'another device',
+      () => verifyQuorum(k2.tokenText, opts(k2, { device: didKeyFromEd25519(new Uint8Array(32).fill(9)) })),
+      'QUORUM_WRONG_DEVICE',
+    ],
+    ['another tool', () => verifyQuorum(k2.tokenText, opts(k2, { tool: 'valve.close' })), 'QUORUM_WRONG_TOOL'],
+    [
+      'another tenant',
+      () =>
+        verifyQuorum(
+          k2.tokenText,
+          opts(k2, {
+            tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d',
+            policy: { ...v.policy, tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d' },
+          }),
+        ),
+      'QUORUM_WRONG_TENANT',
+    ],
+    [
+      'a policy of another tenant',
+      () =>
+        verifyQuorum(k2.tokenText, opts(k2, { policy: { ...v.policy, tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d' } })),
+      'QUORUM_WRONG_TENANT',
+    ],
+    [
+      'expired (at expMs exactly)',
+      () => verifyQuorum(k2.tokenText, opts(k2, { clock: new FakeClock(req.expMs) })),
+      'QUORUM_EXPIRED',
+    ],
+    [
+      'expiring too far ahead',
+      () => verifyQuorum(k2.tokenText, opts(k2, { maxTtlMs: req.expMs - v.verifyAtMs - 1 })),
+      'QUORUM_EXPIRY_TOO_FAR',
+    ],
+    [
+      'a flipped signature bit',
+      () => {
+        const b = vectorBytes('quorum', k2.token);
+        b[b.length - 1]! ^= 1;
+        return verifyQuorum(b, opts(k2));
+      },
+      'QUORUM_BAD_SIGNATURE',
+    ],
+    [
+      'a flipped nonce bit',
+      () => {
+        const b = vectorBytes('quorum', k2.token);
+        b[100]! ^= 1; // inside the nonce (offset 97..112)
+        return verifyQuorum(b, opts(k2));
+      },
+      'QUORUM_BAD_SIGNATURE',
+    ],
+    [
+      'an invalid policy',
+      () => verifyQuorum(k2.tokenText, opts(k2, { policy: { ...v.policy, approvers: [] } })),
+      'QUORUM_POLICY_INVALID',
+    ],
+  ];
+  for (const [name, run, code] of deny) {
+    it(`${name}: ${code}`, () => assert.throws(run, { code }));
+  }
+
+  it('the token is accepted again by verifyQuorum: single use is the caller’s job, keyed by the nonce', () => {
+    const a = verifyQuorum(k2.tokenText, opts(k2));
+    const b = verifyQuorum(k2.tokenText, opts(k2));
+    assert.equal(a.nonce, b.nonce);
+  });
+});
+
+describe('quorum: policy', () => {
+  const base = v.policy;
+  const bad: [string, unknown][] = [
+    ['physical_actuation with k 1', { ...base, rules: [{ safetyClass: 'physical_actuation', k: 1 }] }],
+    ['k larger than the approvers', { ...base, rules: [{ tool: '*', k: 4 }] }],
+    [
+      'duplicate approver id',
+      { ...base, approvers: [base.approvers[0], { ...base.approvers[1], id: base.approvers[0]!.id }] },
+    ],
+    ['one key under two ids', { ...base, approvers: [base.approvers[0], { ...base.approvers[0], id: 'alias' }] }],
+    ['bad tool pattern', { ...base, rules: [{ tool: 'valve*', k: 2 }] }],
+    ['rule with both tool and class', { ...base, rules: [{ tool: '*', safetyClass: 'reversible', k: 2 }] }],
+    ['unknown member', { ...base, note: 'x' }],
+    ['no approvers', { ...base, approvers: [] }],
+  ];
+  for (const [name, value] of bad) {
+    it(`refuses ${name}`, () => assert.throws(() => parseQuorumPolicy(value), { code: 'QUORUM_POLICY_INVALID' }));
+  }
+
+  it('k is the largest matching rule, never below 2 for physical_actuation', () => {
+    const p = parseQuorumPolicy({
+      ...base,
+      rules: [
+        { tool: 'valve.*', k: 3 },
+        { safetyClass: 'reversible', k: 1 },
+      ],
+    });
+    assert.equal(requiredApprovals(p, 'valve.open', 'physical_actuation'), 3);
+    assert.equal(requiredApprovals(p, 'pump.start', 'physical_actuation'), 2);
+    assert.equal(requiredApprovals(p, 'light.dim', 'reversible'), 1);
+    assert.equal(requiredApprovals(p, 'soil.read', 'read_only'), 0);
+    assert.equal(requiredApprovals({ ...p, rules: [] }, 'x', 'physical_actuation'), 2);
+  });
+});
+
+describe('quorum: round trip and fuzz', () => {
+  it('decode(encode(t)) = t for arbitrary tokens', () => {
+    const b64 = (n: number) =>
+      fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b).toString('base64url'));
+    const token = fc.record({
+      request: fc.record({
+        v: fc.constant(1 as const),
+        tid: fc.uuid().map((u) => u.toLowerCase()),
+        requestId: b64(16),
+        device: fc.uint8Array({ minLength: 32, maxLength: 32 }).map(didKeyFromEd25519),
+        tool: fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}(\.[a-z][a-z0-9_-]{0,20}){0,3}$/),
+        argsHash: b64(32),
+        nonce: b64(16),
+        expMs: fc.integer({ min: 1, max: 2 ** 48 - 1 }),
+      }),
+      approvals: fc.array(fc.record({ approver: fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,31}$/), sig: b64(64) }), {
+        minLength: 1,
+        maxLength: 16,
+      }),
+    });
+    fc.assert(
+      fc.property(token, (t) => {
+        const bytes = encodeQuorumToken(t);
+        assert.ok(bytes.length <= MAX_QUORUM_TOKEN_BYTES);
+        // fast-check may build null-prototype objects; compare values, not prototypes.
+        assert.equal(canonicalize(decodeQuorumToken(bytes)), canonicalize(t));
+        assert.equal(canonicalize(quorumTokenFromText(quorumTokenToText(t))), canonicalize(t));
+        assert.deepEqual(encodeQuorumToken(decodeQuorumToken(bytes)), bytes);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('decodeQuorumToken is total over mutated vectors and random bytes', () => {
+    const r = assertDecoderTotal(
+      byteInputs([vectorBytes('quorum', k2.token), vectorBytes('quorum', k3.token)], 512),
+      (b) => verifyQuorum(b, opts(k2)),
+    );
+    assert.ok(r.accepted > 0 && r.rejected > 0);
+  });
+
+  it('the JSON token form and the text form are total', () => {
+    const value = decodeQuorumToken(vectorBytes('quorum', k2.token));
+    const r = assertDecoderTotal(jsonTextInputs([value, k2.tokenText]), (text) => {
+      const parsed: unknown = parseJson(text, 65_536);
+      return typeof parsed === 'string'
+        ? verifyQuorum(parsed, opts(k2))
+        : verifyQuorum(parsed as QuorumToken, opts(k2));
+    });
+    assert.ok(r.accepted > 0 && r.rejected > 0);
+  });
+});
+
+describe('quorum: approver keys', () => {
+  it('approverPublicKey matches the policy vector', () => {
+    for (const a of v.approvers) {
+      assert.equal(
+        approverPublicKey(seedFromHex(a.ed25519SeedHex)),
+        v.policy.approvers.find((p) => p.id === a.id)!.publicKey,
+      );
+    }
+  });
+});
