@@ -6,37 +6,40 @@ import { z } from 'zod';
 import { AgentError } from './errors.ts';
 import { locateTomlPath, scanTomlEntries } from './toml-locate.ts';
 
-/** Dotted lower-case names: `greenhouse.fan.set`. Built-ins own the `system.` and `telemetry.` prefixes. */
+/** Dotted lower-case names: `greenhouse.fan.set` (manifest rule: at least two words, ≤ 64 characters). */
 export const DOTTED_NAME = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
-export const RESERVED_TOOL_PREFIXES = ['system.', 'telemetry.'] as const;
+/** Built-in tools and the system sampler's streams own these prefixes. */
+export const RESERVED_PREFIXES = ['system.', 'telemetry.'] as const;
+/** A device label (manifest `device.name`): lowercase letters, digits, inner hyphens, 1..32 characters. */
+const DEVICE_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
-const DottedName = z.string().regex(DOTTED_NAME, 'must be a dotted lower-case name such as "greenhouse.fan.set"');
+const DottedName = z
+  .string()
+  .max(64)
+  .regex(DOTTED_NAME, 'must be a dotted lower-case name such as "greenhouse.fan.set"');
 const SafetyClass = z.enum(['read_only', 'reversible', 'physical_actuation']);
 export type SafetyClass = z.infer<typeof SafetyClass>;
 
 const JsonSchemaObject = z.record(z.string(), z.unknown());
-
-/** `HH:MM-HH:MM` in the agent's time zone; a window may wrap midnight (22:00-06:00). */
-const HoursWindow = z
-  .string()
-  .regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'must look like "06:00-22:00"')
-  .refine((s) => s.slice(0, 5) !== s.slice(6), 'an empty window allows nothing; remove allowed_hours instead');
+const EnvVars = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are identifiers'), z.string());
+const Argv = z.array(z.string().max(4096)).min(1).max(128);
 
 /** One argv element (a template string) or a group included only when every argument it names is present. */
 const ArgvItem = z.union([z.string().max(4096), z.array(z.string().max(4096)).min(1).max(16)]);
 
 const ExecSpec = z.strictObject({
-  /** argv[0] is an absolute path or a name looked up in the scrubbed PATH; `{arg}` placeholders fill from args. */
+  /** argv[0]: absolute, `./relative` to this file, or a name in the scrubbed PATH; `{arg}` placeholders fill from args. */
   argv: z.array(ArgvItem).min(1).max(128),
   /** How stdout becomes the result: `text` (string), `json`, or `number`. */
   output: z.enum(['text', 'json', 'number']).default('text'),
   /** `args_json`: the validated arguments are also written to stdin as JSON. */
   stdin: z.enum(['none', 'args_json']).default('none'),
+  /** Working directory; default STATE_DIR/work. */
   cwd: z.string().min(1).optional(),
   /** Run as this user (name or numeric uid); needs the agent to run as root. */
   user: z.string().min(1).optional(),
   /** Extra environment variables; the environment is otherwise scrubbed to PATH, LANG and HOME. */
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+  env: EnvVars.default({}),
   max_output_bytes: z
     .number()
     .int()
@@ -48,41 +51,76 @@ const ExecSpec = z.strictObject({
 });
 export type ExecSpec = z.infer<typeof ExecSpec>;
 
+/** Where an undo argument comes from (manifest ArgSource): the call's args or result by JSON Pointer, or a constant. */
+const UndoArg = z.union([
+  z.strictObject({ from: z.enum(['args', 'result']), pointer: z.string().min(1).max(256) }),
+  z.strictObject({ const: z.unknown() }),
+]);
+
 const UndoSpec = z.strictObject({
-  /** The tool that reverses this one (often the same tool with the previous value). */
+  /** The tool that reverses this one (often the same tool with the previous value); it must be reversible. */
   tool: DottedName,
-  /** Arguments of the undo call; a string exactly `{args.NAME}` or `{output.NAME}` is replaced by that value. */
-  args: z.record(z.string(), z.unknown()).default({}),
+  args: z.record(z.string(), UndoArg).default({}),
 });
 export type UndoSpec = z.infer<typeof UndoSpec>;
 
 const ToolConfig = z.strictObject({
   name: DottedName,
-  description: z.string().min(1).max(2000),
+  title: z.string().min(1).max(64).optional(),
+  description: z.string().min(1).max(1024),
   safety_class: SafetyClass,
   timeout_ms: z.number().int().min(1).max(600_000).default(10_000),
   input_schema: JsonSchemaObject.default({ type: 'object', properties: {}, additionalProperties: false }),
   output_schema: JsonSchemaObject.optional(),
   exec: ExecSpec,
   undo: UndoSpec.optional(),
-  /** Minimum seconds between two allowed calls of this tool. */
-  min_interval_s: z
-    .number()
-    .min(0)
-    .max(86_400 * 7)
+  /** At most `max_calls` allowed calls in any window of `per_s` seconds. */
+  rate_limit: z
+    .strictObject({
+      max_calls: z.number().int().min(1).max(10_000),
+      per_s: z.number().min(0.001).max(86_400),
+    })
     .optional(),
-  allowed_hours: HoursWindow.optional(),
-  /** Tools that must not be running while this one runs (and vice versa). */
-  exclusive_with: z.array(DottedName).max(64).default([]),
+  /** Least time between the end of one call and the start of the next. */
+  min_interval_s: z.number().min(0.001).max(86_400).optional(),
+  /** Calls only while the local hour (UTC + agent.utc_offset_minutes) is in [from_hour, to_hour), wrapping midnight. */
+  allowed_hours: z
+    .strictObject({ from_hour: z.number().int().min(0).max(23), to_hour: z.number().int().min(0).max(23) })
+    .refine((h) => h.from_hour !== h.to_hour, 'from_hour and to_hour must differ')
+    .optional(),
+  /** No call of this tool within `window_s` of a call of any tool listed (and the reverse). */
+  exclusive_with: z
+    .strictObject({
+      tools: z.array(DottedName).min(1).max(16),
+      window_s: z.number().min(0.001).max(86_400),
+    })
+    .optional(),
 });
 export type ToolConfig = z.infer<typeof ToolConfig>;
 
-const SamplerConfig = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('system') }),
+const SystemMetric = z.enum([
+  'cpu_temp_c',
+  'load_1m',
+  'load_5m',
+  'mem_used_ratio',
+  'disk_used_ratio',
+  'uptime_s',
+  'throttled',
+]);
+export type SystemMetric = z.infer<typeof SystemMetric>;
+
+const StreamSource = z.discriminatedUnion('kind', [
+  /** A number from this board (systeminformation and the Pi firmware). */
+  z.strictObject({ kind: z.literal('system'), metric: SystemMetric }),
+  /**
+   * A program run every period: its stdout is one number (`output = "number"`) or a JSON object whose member
+   * `field` is the value. Streams with the same argv and period share one run.
+   */
   z.strictObject({
     kind: z.literal('exec'),
-    argv: z.array(z.string().max(4096)).min(1).max(128),
-    output: z.enum(['json', 'number']).default('number'),
+    argv: Argv,
+    output: z.enum(['number', 'json', 'text']).default('number'),
+    field: z.string().min(1).max(64).optional(),
     timeout_ms: z.number().int().min(1).max(600_000).default(10_000),
     max_output_bytes: z
       .number()
@@ -90,38 +128,68 @@ const SamplerConfig = z.discriminatedUnion('kind', [
       .min(1)
       .max(1024 * 1024)
       .default(64 * 1024),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    env: EnvVars.default({}),
   }),
   /** Values arrive only from other processes through the local ingest API. */
   z.strictObject({ kind: z.literal('ingest') }),
 ]);
-export type SamplerConfig = z.infer<typeof SamplerConfig>;
+export type StreamSource = z.infer<typeof StreamSource>;
 
 const StreamConfig = z.strictObject({
   name: DottedName,
-  description: z.string().max(2000).default(''),
-  unit: z.string().max(32).optional(),
-  priority: z.enum(['low', 'normal', 'high']).default('normal'),
-  /** Sampling interval (ignored for `ingest`). */
-  interval_s: z.number().min(0.1).max(86_400).default(60),
-  /** How long an unsent record stays worth sending; defaults to queue.ttl_s. */
+  description: z.string().min(1).max(256).optional(),
+  /** Unit of the values (UCUM recommended: "Cel", "%", "kPa", "1"). */
+  unit: z.string().min(1).max(16),
+  type: z.enum(['number', 'integer', 'boolean', 'string']).default('number'),
+  /** Sampling period (for `ingest`: the expected period between pushes). */
+  period_s: z.number().min(0.1).max(86_400).default(60),
+  /** 0 (least important) .. 7 (most important): a full queue drops the lowest priority first. */
+  priority: z.number().int().min(0).max(7).default(4),
+  /** How long an unsent value stays worth sending; defaults to queue.ttl_s. */
   ttl_s: z
     .number()
     .int()
     .min(1)
-    .max(86_400 * 365)
+    .max(30 * 86_400)
     .optional(),
-  sampler: SamplerConfig,
+  source: StreamSource,
 });
 export type StreamConfig = z.infer<typeof StreamConfig>;
 
-const RadioConfig = z.strictObject({
-  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/),
-  kind: z.enum(['rnode', 'meshtastic']),
-  /** Serial device, preferably a stable /dev/serial/by-id/ path. */
-  path: z.string().min(1),
-  baud: z.number().int().min(1200).max(4_000_000).default(115_200),
-});
+const Region = z.enum(['EU868', 'EU433', 'US915', 'AU915', 'AS923', 'KR920', 'IN865']);
+const RadioConfig = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('rnode'),
+    /** Serial device, preferably a stable /dev/serial/by-id/ path. */
+    path: z.string().min(1),
+    role: z.enum(['uplink', 'gateway']).default('uplink'),
+    region: Region,
+    frequency_hz: z.number().int(),
+    bandwidth_hz: z.number().int(),
+    spreading_factor: z.number().int(),
+    coding_rate: z.number().int(),
+    tx_power_dbm: z.number().int(),
+  }),
+  z.strictObject({
+    kind: z.literal('meshtastic'),
+    path: z.string().min(1),
+    role: z.enum(['uplink', 'gateway']).default('uplink'),
+    region: Region,
+    modem_preset: z
+      .enum([
+        'LONG_FAST',
+        'LONG_SLOW',
+        'LONG_MODERATE',
+        'MEDIUM_SLOW',
+        'MEDIUM_FAST',
+        'SHORT_SLOW',
+        'SHORT_FAST',
+        'SHORT_TURBO',
+      ])
+      .optional(),
+    channel_index: z.number().int().optional(),
+  }),
+]);
 export type RadioConfig = z.infer<typeof RadioConfig>;
 
 const Port = z.number().int().min(0).max(65_535);
@@ -130,10 +198,15 @@ export const AgentConfig = z
   .strictObject({
     agent: z
       .strictObject({
-        /** A label for people; the device's identity is its key. */
-        name: z.string().min(1).max(128).default('outpost-agent'),
-        /** IANA time zone that `allowed_hours` windows are read in. */
-        timezone: z.string().min(1).default('UTC'),
+        /** The device's label in the manifest; its identity is its key. */
+        name: z
+          .string()
+          .regex(DEVICE_LABEL, 'must be lowercase letters, digits and inner hyphens, 1..32 characters')
+          .default('outpost-agent'),
+        model: z.string().min(1).max(64).optional(),
+        labels: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/), z.string().min(1).max(64)).optional(),
+        /** Offset of local time from UTC, for allowed_hours (a fixed offset: the manifest states it). */
+        utc_offset_minutes: z.number().int().min(-720).max(840).default(0),
         log_level: z.enum(['debug', 'info', 'notice', 'warning', 'error']).default('info'),
       })
       .prefault({}),
@@ -172,14 +245,16 @@ export const AgentConfig = z
       .prefault({}),
     trust: z
       .strictObject({
-        /** The tenant this device belongs to; tokens for another tenant are refused. */
-        tenant_id: z.string().min(1).max(128),
-        /** This device's id in tokens; defaults to its did:key. */
-        device_id: z.string().min(1).max(256).optional(),
-        /** JWKS of the tenant's token issuer (JSON file). */
+        /** The tenant's token issuer (`iss` of accepted tokens). */
+        issuer: z.string().min(1).max(256),
+        /** `aud` of accepted tokens (default "outpost-device"). */
+        audience: z.string().min(1).max(256).default('outpost-device'),
+        /** JWK Set of the issuer (JSON file). */
         jwks: z.string().min(1),
-        /** The tenant's approval policy for physical_actuation (JSON file). */
+        /** The tenant's approval policy for physical_actuation (JSON file); it names the tenant. */
         approval_policy: z.string().min(1),
+        /** When given, must equal the policy's tenant (a guard against a bundle for another tenant). */
+        tenant_id: z.string().min(1).max(64).optional(),
       })
       .optional(),
     queue: z
@@ -190,10 +265,12 @@ export const AgentConfig = z
           .min(64 * 1024)
           .default(64 * 1024 * 1024),
         max_records: z.number().int().min(100).default(1_000_000),
+        /** Default time an unsent record stays worth sending. */
         ttl_s: z
           .number()
           .int()
           .min(60)
+          .max(30 * 86_400)
           .default(7 * 86_400),
       })
       .prefault({}),
@@ -201,21 +278,20 @@ export const AgentConfig = z
       .strictObject({
         /** Recent records kept in memory per stream for `telemetry.read` and `telemetry tail`. */
         recent_per_stream: z.number().int().min(1).max(10_000).default(256),
-        max_ingest_batch: z.number().int().min(1).max(10_000).default(1_000),
       })
       .prefault({}),
-    tools: z.array(ToolConfig).max(256).default([]),
-    streams: z.array(StreamConfig).max(256).default([]),
-    radios: z.array(RadioConfig).max(8).default([]),
+    tools: z.array(ToolConfig).max(120).default([]),
+    streams: z.array(StreamConfig).max(100).default([]),
+    radios: z.array(RadioConfig).max(4).default([]),
   })
   .superRefine((c, ctx) => {
     const toolNames = new Map<string, number>();
     c.tools.forEach((t, i) => {
-      if (RESERVED_TOOL_PREFIXES.some((p) => t.name.startsWith(p))) {
+      if (RESERVED_PREFIXES.some((p) => t.name.startsWith(p))) {
         ctx.addIssue({
           code: 'custom',
           path: ['tools', i, 'name'],
-          message: `"${t.name}" uses a prefix reserved for built-in tools (${RESERVED_TOOL_PREFIXES.join(', ')})`,
+          message: `"${t.name}" uses a prefix reserved for built-ins (${RESERVED_PREFIXES.join(', ')})`,
         });
       }
       if (toolNames.has(t.name))
@@ -232,11 +308,11 @@ export const AgentConfig = z
       if (t.undo && !toolNames.has(t.undo.tool)) {
         ctx.addIssue({ code: 'custom', path: ['tools', i, 'undo', 'tool'], message: `no tool named "${t.undo.tool}"` });
       }
-      t.exclusive_with.forEach((x, j) => {
+      t.exclusive_with?.tools.forEach((x, j) => {
         if (!toolNames.has(x) || x === t.name) {
           ctx.addIssue({
             code: 'custom',
-            path: ['tools', i, 'exclusive_with', j],
+            path: ['tools', i, 'exclusive_with', 'tools', j],
             message: x === t.name ? 'a tool cannot exclude itself' : `no tool named "${x}"`,
           });
         }
@@ -247,18 +323,20 @@ export const AgentConfig = z
       if (streamNames.has(s.name))
         ctx.addIssue({ code: 'custom', path: ['streams', i, 'name'], message: `stream "${s.name}" is declared twice` });
       streamNames.add(s.name);
+      if (RESERVED_PREFIXES.some((p) => s.name.startsWith(p))) {
+        ctx.addIssue({ code: 'custom', path: ['streams', i, 'name'], message: `"${s.name}" uses a reserved prefix` });
+      }
+      if (s.source.kind === 'exec' && s.source.output === 'json' && !s.source.field) {
+        ctx.addIssue({ code: 'custom', path: ['streams', i, 'source'], message: 'a json source needs `field`' });
+      }
+      if (s.source.kind === 'exec' && s.source.output !== 'json' && s.source.field) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streams', i, 'source', 'field'],
+          message: '`field` needs output = "json"',
+        });
+      }
     });
-    const radioNames = new Set<string>();
-    c.radios.forEach((r, i) => {
-      if (radioNames.has(r.name))
-        ctx.addIssue({ code: 'custom', path: ['radios', i, 'name'], message: `radio "${r.name}" is declared twice` });
-      radioNames.add(r.name);
-    });
-    try {
-      new Intl.DateTimeFormat('en-GB', { timeZone: c.agent.timezone });
-    } catch {
-      ctx.addIssue({ code: 'custom', path: ['agent', 'timezone'], message: `unknown time zone "${c.agent.timezone}"` });
-    }
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 

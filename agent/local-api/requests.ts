@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { parseJson } from '../../protocol/canonical-json.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
+import { QUALITY_FLAGS, TelemetryValue } from '../../protocol/telemetry.ts';
 import { DOTTED_NAME } from '../config.ts';
 import { AgentError } from '../errors.ts';
 
@@ -11,8 +12,6 @@ import { AgentError } from '../errors.ts';
 export const MAX_TOKEN_CHARS = 8192;
 /** Largest quorum token accepted (k approvals of a few hundred bytes each). */
 export const MAX_QUORUM_CHARS = 64 * 1024;
-/** Largest telemetry value, in UTF-8 bytes of its JSON. */
-export const MAX_TELEMETRY_VALUE_BYTES = 16 * 1024;
 
 const ToolName = z.string().max(128).regex(DOTTED_NAME, 'must be a dotted tool name');
 const StreamName = z.string().max(128).regex(DOTTED_NAME, 'must be a dotted stream name');
@@ -41,11 +40,11 @@ export const UndoBody = z.strictObject({
 });
 export type UndoBody = z.infer<typeof UndoBody>;
 
-const TelemetryValue = z.union([z.number(), z.string(), z.boolean(), z.record(z.string(), z.unknown())]);
-
 export const IngestRecord = z.strictObject({
   stream: StreamName,
+  /** A number, boolean or short string, as the stream's type says (protocol/telemetry.ts). */
   value: TelemetryValue,
+  quality: z.array(z.enum(QUALITY_FLAGS)).min(1).max(QUALITY_FLAGS.length).optional(),
   /** When the value was observed (ms since epoch); the agent's clock when absent. */
   ts_ms: z
     .number()
@@ -68,11 +67,6 @@ const TailQuery = z.strictObject({
   wait_ms: z.coerce.number().int().min(0).max(60_000).default(0),
 });
 
-const AuditExportQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-});
-
 const NoQuery = z.strictObject({});
 
 export type ApiRequest =
@@ -86,7 +80,7 @@ export type ApiRequest =
   | { kind: 'telemetry.tail'; query: z.infer<typeof TailQuery> }
   | { kind: 'queue.stats' }
   | { kind: 'audit.verify' }
-  | { kind: 'audit.export'; query: z.infer<typeof AuditExportQuery> };
+  | { kind: 'audit.export' };
 
 type Route = {
   method: 'GET' | 'POST';
@@ -142,11 +136,7 @@ export const ROUTES: readonly Route[] = [
   },
   { method: 'GET', path: '/v1/queue', decode: (q) => noBody(q, 'queue.stats') },
   { method: 'POST', path: '/v1/audit/verify', decode: (q) => noBody(q, 'audit.verify') },
-  {
-    method: 'GET',
-    path: '/v1/audit',
-    decode: (q) => ({ kind: 'audit.export', query: check(AuditExportQuery, q, 'query') }),
-  },
+  { method: 'GET', path: '/v1/audit', decode: (q) => noBody(q, 'audit.export') },
 ];
 
 export interface DecodeLimits {

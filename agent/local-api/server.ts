@@ -9,6 +9,25 @@ import { AgentError } from '../errors.ts';
 import { errorResponse } from './http-status.ts';
 import { type ApiRequest, decodeApiRequest } from './requests.ts';
 
+/** A handler result sent as a stream of text chunks (e.g. NDJSON) instead of one JSON body. */
+export class StreamingBody {
+  readonly contentType: string;
+  readonly chunks: Iterable<string>;
+  constructor(contentType: string, chunks: Iterable<string>) {
+    this.contentType = contentType;
+    this.chunks = chunks;
+  }
+}
+
+async function sendStream(res: ServerResponse, body: StreamingBody): Promise<void> {
+  res.writeHead(200, { 'content-type': body.contentType, 'cache-control': 'no-store' });
+  for (const chunk of body.chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+  }
+  res.end();
+}
+
 /**
  * What the daemon does for each request kind (implemented by the actions module). `signal` aborts when the
  * client goes away or the server closes; only waits that are safe to cut short (long polls) should heed it.
@@ -118,7 +137,8 @@ export function createLocalApiServer(options: LocalApiOptions): LocalApiServer {
       const body = await readBody(req, options.maxBodyBytes);
       const request = decodeApiRequest(method, req.url ?? '', body, { maxBodyBytes: options.maxBodyBytes });
       const result = await options.handle(request, AbortSignal.any([abort.signal, stopping.signal]));
-      send(res, 200, result);
+      if (result instanceof StreamingBody) await sendStream(res, result);
+      else send(res, 200, result);
     } catch (err) {
       const { status, body } = errorResponse(err);
       if (status >= 500) log.error('local_api.error', { method, path: req.url?.split('?')[0], err: err as Error });

@@ -26,13 +26,13 @@ ${extra}
 argv = ["/usr/local/bin/fanctl", "{speed}"]
 [tools.undo]
 tool = "greenhouse.fan.set"
-args = { speed = "{output.previous}" }
+args = { speed = { from = "result", pointer = "/previous" } }
 `;
 
 describe('parseConfig', () => {
   it('fills defaults for an empty file', () => {
     const c = parseConfig('');
-    assert.equal(c.agent.timezone, 'UTC');
+    assert.equal(c.agent.utc_offset_minutes, 0);
     assert.equal(c.local_api.socket_mode, 0o660);
     assert.deepEqual(c.tools, []);
   });
@@ -76,9 +76,18 @@ describe('parseConfig', () => {
     ['a reversible tool without undo', tool().replace(/\[tools\.undo\][\s\S]*$/, ''), 'tools[0]'],
     ['a reserved prefix', tool().replace('greenhouse.fan.set"\ndesc', 'system.fan"\ndesc'), 'tools[0].name'],
     ['an undo naming no tool', tool().replace('tool = "greenhouse.fan.set"', 'tool = "x.y"'), 'tools[0].undo.tool'],
-    ['exclusive_with naming no tool', tool('exclusive_with = ["x.y"]'), 'tools[0].exclusive_with[0]'],
-    ['a bad time zone', '[agent]\ntimezone = "Mars/Olympus"\n', 'agent.timezone'],
-    ['an empty hours window', tool('allowed_hours = "06:00-06:00"'), 'tools[0].allowed_hours'],
+    [
+      'exclusive_with naming no tool',
+      tool('exclusive_with = { tools = ["x.y"], window_s = 5 }'),
+      'tools[0].exclusive_with.tools[0]',
+    ],
+    ['a bad device name', '[agent]\nname = "Green House"\n', 'agent.name'],
+    ['an empty hours window', tool('allowed_hours = { from_hour = 6, to_hour = 6 }'), 'tools[0].allowed_hours'],
+    [
+      'a json source without a field',
+      '[[streams]]\nname = "a.b"\nunit = "1"\nsource = { kind = "exec", argv = ["/bin/x"], output = "json" }\n',
+      'streams[0].source',
+    ],
     ['a duplicated tool', tool() + tool(), 'tools[1].name'],
   ];
   for (const [name, text, path] of semantic) {
@@ -98,7 +107,7 @@ describe('parseConfig', () => {
 
 describe('resolveAgentPaths', () => {
   const c = parseConfig(
-    '[paths]\nstate_dir = "state"\n[trust]\ntenant_id = "t"\njwks = "trust/jwks.json"\napproval_policy = "/etc/p.json"\n',
+    '[paths]\nstate_dir = "state"\n[trust]\nissuer = "i"\njwks = "trust/jwks.json"\napproval_policy = "/etc/p.json"\n',
   );
   it('reads relative paths against the config file directory', () => {
     const p = resolveAgentPaths(c, '/etc/outpost/agent.toml', {}, '/');

@@ -10,10 +10,10 @@ const limits = { maxBodyBytes: 64 * 1024 };
 const seeds = [
   { tool: 'greenhouse.fan.set', args: { speed_pct: 40 }, call_id: 'c0ffee00c0ffee00', token: 'a.b.c' },
   { call_id: 'c0ffee00c0ffee00', token: 'a.b.c', quorum: 'q' },
-  { records: [{ stream: 'greenhouse.climate', value: { t: 21.5 }, ts_ms: 1767225600000 }] },
+  { records: [{ stream: 'greenhouse.air.temperature', value: 21.5, ts_ms: 1767225600000 }] },
   {
     records: [
-      { stream: 'door.events', value: 'open' },
+      { stream: 'door.events', value: 'open', quality: ['estimated'] },
       { stream: 'door.events', value: true },
     ],
   },
@@ -44,6 +44,14 @@ describe('decodeApiRequest', () => {
     ['bad tool name', 'POST', '/v1/tools/call', '{"tool":"A"}', 'REQUEST_MALFORMED'],
     ['empty batch', 'POST', '/v1/telemetry', '{"records":[]}', 'REQUEST_MALFORMED'],
     ['array value', 'POST', '/v1/telemetry', '{"records":[{"stream":"a.b","value":[1]}]}', 'REQUEST_MALFORMED'],
+    ['object value', 'POST', '/v1/telemetry', '{"records":[{"stream":"a.b","value":{"t":1}}]}', 'REQUEST_MALFORMED'],
+    [
+      'unknown quality flag',
+      'POST',
+      '/v1/telemetry',
+      '{"records":[{"stream":"a.b","value":1,"quality":["x"]}]}',
+      'REQUEST_MALFORMED',
+    ],
     [
       'too large',
       'POST',
