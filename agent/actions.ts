@@ -142,7 +142,7 @@ export function createActions(d: ActionsDeps): Actions {
           return actions.callTool({
             tool: req.body.tool,
             args: req.body.args,
-            source: 'local_api',
+            source: req.body.via ?? 'local_api',
             ...(req.body.call_id ? { callId: req.body.call_id } : {}),
             ...(req.body.token ? { token: req.body.token } : {}),
             ...(req.body.quorum ? { quorum: req.body.quorum } : {}),

@@ -324,7 +324,9 @@ export function createAgent(deps: AgentDeps): Agent {
         noteStatus();
       },
     });
+    // Programs run here unless they name a cwd: private to the agent, beside its state.
     const workDir = join(paths.stateDir, 'work');
+    mkdirSync(workDir, { recursive: true, mode: 0o700 });
     executor = createExecutor({ clock, workDir });
     const storeDb = db;
     const toolCalls = createToolCalls({
@@ -474,7 +476,8 @@ export function createAgent(deps: AgentDeps): Agent {
     start() {
       started ??= doStart().catch(async (e) => {
         // Undo what was opened, so a failed start leaves no socket or open file behind.
-        await doStop().catch(() => {});
+        stopped ??= doStop();
+        await stopped.catch((stopError) => log.warning('agent.cleanup_failed', { err: stopError as Error }));
         throw e;
       });
       return started;

@@ -2,7 +2,7 @@
 // environment, a timeout that sends SIGTERM then SIGKILL to the whole group, and a cap on captured output.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Clock } from '../protocol/clock.ts';
 import { AgentError } from './errors.ts';
 
@@ -151,8 +151,16 @@ export function runExec(req: ExecRequest, clock: Clock): Promise<ExecResult> {
     };
 
     child.on('error', (cause: NodeJS.ErrnoException) => {
+      const what =
+        cause.code === 'ENOENT'
+          ? req.cwd && !existsSync(req.cwd)
+            ? `working directory ${req.cwd} does not exist`
+            : 'no such program'
+          : cause.code === 'EACCES'
+            ? 'permission denied (is it executable?)'
+            : (cause.code ?? cause.message);
       finish(
-        new AgentError('TOOL_SPAWN_FAILED', `cannot start ${program}: ${cause.code ?? cause.message}`, {
+        new AgentError('TOOL_SPAWN_FAILED', `cannot start ${program}: ${what}`, {
           cause,
           details: { program, errno: cause.code },
         }),

@@ -1,7 +1,6 @@
 // Runs a tool call the gate has allowed: an in-process handler for built-ins, a program for exec tools.
 // It decides nothing; it enforces the manifest's timeout and checks the result against the output schema.
 
-import { mkdirSync } from 'node:fs';
 import type { Clock } from '../protocol/clock.ts';
 import { validateJson } from '../protocol/json-schema.ts';
 import { renderArgv } from './argv-template.ts';
@@ -29,7 +28,7 @@ export interface Executor {
 
 export interface ExecutorOptions {
   readonly clock: Clock;
-  /** Default working directory of exec tools (STATE_DIR/work), created 0700 on first use. */
+  /** Default working directory of exec tools (STATE_DIR/work); the daemon creates it. */
   readonly workDir: string;
 }
 
@@ -51,7 +50,6 @@ export function createExecutor(options: ExecutorOptions): Executor {
   const { clock } = options;
   const stopping = new AbortController();
   const running = new Set<Promise<unknown>>();
-  let workDirReady = false;
 
   async function execute(tool: ToolRuntime, args: Record<string, unknown>, callId: string): Promise<unknown> {
     const { spec } = tool;
@@ -59,10 +57,6 @@ export function createExecutor(options: ExecutorOptions): Executor {
       return withTimeout(tool.handler(args, { clock, signal: stopping.signal }), spec.timeoutMs, spec.name);
     }
     const { exec } = tool;
-    if (!exec.cwd && !workDirReady) {
-      mkdirSync(options.workDir, { recursive: true, mode: 0o700 });
-      workDirReady = true;
-    }
     const r = await runExec(
       {
         argv: renderArgv(exec.argv, args),

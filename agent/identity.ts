@@ -12,8 +12,8 @@ import { loadKey } from '../store/key-file.ts';
 import type { IdentityView } from './api-types.ts';
 import { AgentError } from './errors.ts';
 
-/** Name of the systemd credential holding the identity seed (`LoadCredentialEncrypted=outpost-identity:…`). */
-export const IDENTITY_CREDENTIAL = 'outpost-identity';
+/** Name of the systemd credential holding the identity seed (`LoadCredentialEncrypted=outpost-agent-identity`). */
+export const IDENTITY_CREDENTIAL = 'outpost-agent-identity';
 
 export interface Identity {
   readonly did: string;

@@ -62,13 +62,17 @@ export function createMcpServer(options: McpServerOptions): Server {
         'runtime token in _meta["outpost/token"], and physical_actuation also a quorum token in _meta["outpost/quorum"].',
     },
   );
-  // Tools with an outputSchema must answer with structuredContent; remember which do.
-  const withOutputSchema = new Set<string>();
+  // Tools with an outputSchema must answer with structuredContent; remember which do (a stateless HTTP
+  // request may call without listing first, so the list is fetched on demand).
+  let withOutputSchema: Set<string> | undefined;
+  const listTools = async () => {
+    const tools = await options.backend.listTools();
+    withOutputSchema = new Set(tools.filter((t) => t.outputSchema).map((t) => t.name));
+    return tools;
+  };
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
-    const tools = await options.backend.listTools();
-    withOutputSchema.clear();
-    for (const t of tools) if (t.outputSchema) withOutputSchema.add(t.name);
+    const tools = await listTools();
     return { tools: tools.map((t) => ({ ...t }) as Tool) };
   });
 
@@ -77,6 +81,7 @@ export function createMcpServer(options: McpServerOptions): Server {
     const token = metaString(meta, META_TOKEN) ?? extra.authInfo?.token;
     const quorum = metaString(meta, META_QUORUM);
     const callId = metaString(meta, META_CALL_ID);
+    if (!withOutputSchema) await listTools();
     try {
       const r = await options.backend.callTool({
         tool: request.params.name,
@@ -88,7 +93,7 @@ export function createMcpServer(options: McpServerOptions): Server {
       const text = typeof r.result === 'string' ? r.result : JSON.stringify(r.result, null, 2);
       return {
         content: [{ type: 'text', text }],
-        ...(withOutputSchema.has(r.tool) && isPlainObject(r.result) ? { structuredContent: r.result } : {}),
+        ...(withOutputSchema?.has(r.tool) && isPlainObject(r.result) ? { structuredContent: r.result } : {}),
         _meta: { [META_OUTCOME]: { call_id: r.call_id, reason: r.decision.reason, undoable: r.undoable } },
       };
     } catch (e) {

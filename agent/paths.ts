@@ -6,6 +6,8 @@ import type { AgentConfig } from './config.ts';
 
 export const DEFAULT_CONFIG_FILE = '/etc/outpost/agent.toml';
 export const DEFAULT_STATE_DIR = '/var/lib/outpost';
+/** Where the socket lives by default: systemd's RuntimeDirectory=outpost-agent (mode 0750, group outpost). */
+export const DEFAULT_RUNTIME_DIR = '/run/outpost-agent';
 export const SOCKET_NAME = 'agent.sock';
 export const DATABASE_NAME = 'agent.db';
 export const IDENTITY_KEY_NAME = 'identity.key';
@@ -34,21 +36,27 @@ export function fromConfigDir(configFile: string, p: string): string {
 
 /**
  * State dir: OUTPOST_STATE_DIR, else config `paths.state_dir`, else systemd's STATE_DIRECTORY, else
- * /var/lib/outpost. Socket: OUTPOST_SOCKET, else `paths.socket`, else STATE_DIR/agent.sock.
+ * /var/lib/outpost. Socket: OUTPOST_SOCKET, else `paths.socket`, else systemd's RUNTIME_DIRECTORY/agent.sock,
+ * else STATE_DIR/agent.sock when the state dir was chosen explicitly (tests, hand-run agents), else
+ * /run/outpost-agent/agent.sock. The CLI resolves the same way, so both sides agree given the same env.
  */
 export function resolveAgentPaths(config: AgentConfig, configFile: string, env: Env, cwd: string): AgentPaths {
-  const stateDir = env.OUTPOST_STATE_DIR
+  const explicitStateDir = env.OUTPOST_STATE_DIR
     ? resolve(cwd, env.OUTPOST_STATE_DIR)
     : config.paths.state_dir
       ? fromConfigDir(configFile, config.paths.state_dir)
-      : env.STATE_DIRECTORY
-        ? resolve(cwd, env.STATE_DIRECTORY.split(':')[0]!)
-        : DEFAULT_STATE_DIR;
+      : undefined;
+  const stateDir =
+    explicitStateDir ?? (env.STATE_DIRECTORY ? resolve(cwd, env.STATE_DIRECTORY.split(':')[0]!) : DEFAULT_STATE_DIR);
   const socketPath = env.OUTPOST_SOCKET
     ? resolve(cwd, env.OUTPOST_SOCKET)
     : config.paths.socket
       ? fromConfigDir(configFile, config.paths.socket)
-      : join(stateDir, SOCKET_NAME);
+      : env.RUNTIME_DIRECTORY
+        ? join(resolve(cwd, env.RUNTIME_DIRECTORY.split(':')[0]!), SOCKET_NAME)
+        : explicitStateDir
+          ? join(explicitStateDir, SOCKET_NAME)
+          : join(DEFAULT_RUNTIME_DIR, SOCKET_NAME);
   return {
     configFile,
     stateDir,

@@ -201,7 +201,8 @@ export function createToolCalls(o: ToolCallsOptions): ToolCalls {
     };
     const decision = decide(facts);
     const safetyClass = spec?.safety_class ?? 'unknown';
-    o.observer?.decided(req.tool, safetyClass, decision, req.source);
+    // Metrics label only manifest tool names, so callers cannot mint unbounded series with made-up names.
+    o.observer?.decided(spec ? spec.name : '_unknown', safetyClass, decision, req.source);
     const extra: Record<string, JsonValue> = {
       ...(undoOf ? { undo_of: undoOf } : {}),
       ...(facts.quorum.state === 'valid' ? { approvers: [...facts.quorum.approvers] } : {}),

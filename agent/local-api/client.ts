@@ -27,6 +27,8 @@ export class DaemonError extends OutpostError<string> {
 export interface LocalApiClient {
   get<T>(path: string, query?: Readonly<Record<string, string | number | undefined>>): Promise<T>;
   post<T>(path: string, body: unknown): Promise<T>;
+  /** GETs a streamed (non-JSON) body, handing each chunk to `write`; errors arrive as for get(). */
+  stream(path: string, write: (chunk: string) => void): Promise<void>;
 }
 
 function isErrorBody(v: unknown): v is ErrorBody {
@@ -38,7 +40,13 @@ export function createLocalApiClient(options: LocalApiClientOptions): LocalApiCl
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
 
-  function call<T>(method: 'GET' | 'POST', path: string, body: unknown, extraMs: number): Promise<T> {
+  function call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    extraMs: number,
+    sink?: (chunk: string) => void,
+  ): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise<T>((resolve, reject) => {
       const req = httpRequest(
@@ -56,6 +64,13 @@ export function createLocalApiClient(options: LocalApiClientOptions): LocalApiCl
         (res) => {
           const chunks: Buffer[] = [];
           let total = 0;
+          if (sink && res.statusCode === 200) {
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => sink(c));
+            res.on('end', () => resolve(undefined as T));
+            res.on('error', (cause) => reject(new AgentError('DAEMON_BAD_RESPONSE', 'response failed', { cause })));
+            return;
+          }
           res.on('data', (c: Buffer) => {
             total += c.length;
             if (total > maxBytes) {
@@ -119,6 +134,9 @@ export function createLocalApiClient(options: LocalApiClientOptions): LocalApiCl
     },
     post(path, body) {
       return call('POST', path, body, 0);
+    },
+    stream(path, write) {
+      return call<void>('GET', path, undefined, 0, write);
     },
   };
 }

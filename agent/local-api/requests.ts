@@ -30,6 +30,8 @@ export const ToolCallBody = z.strictObject({
   call_id: CallId.optional(),
   token: Token.optional(),
   quorum: Quorum.optional(),
+  /** How the call reached the local API (audit only: every local source has the same rights). */
+  via: z.enum(['local_api', 'mcp_stdio']).optional(),
 });
 export type ToolCallBody = z.infer<typeof ToolCallBody>;
 

@@ -126,6 +126,11 @@ describe('resolveAgentPaths', () => {
     assert.equal(p.stateDir, '/home/u/tmp/s');
     assert.equal(p.socketPath, '/run/a.sock');
   });
+  it('puts the socket in systemd RuntimeDirectory, else /run/outpost-agent', () => {
+    const bare = parseConfig('');
+    assert.equal(resolveAgentPaths(bare, '/x/a.toml', { RUNTIME_DIRECTORY: '/run/oa' }, '/').socketPath, '/run/oa/agent.sock');
+    assert.equal(resolveAgentPaths(bare, '/x/a.toml', {}, '/').socketPath, '/run/outpost-agent/agent.sock');
+  });
   it('falls back to systemd StateDirectory, then /var/lib/outpost', () => {
     const bare = parseConfig('');
     assert.equal(
