@@ -4,6 +4,7 @@
 // for whoever runs the test or the site. Key files are written and read by the caller's key store.
 
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toBase64Url } from '../protocol/bytes.ts';
 import type { Clock } from '../protocol/clock.ts';
@@ -22,6 +23,8 @@ import type { Role } from '../protocol/roles.ts';
 import { formatScope } from '../protocol/scopes.ts';
 import { ed25519KeyPair } from '../protocol/signing.ts';
 import { newJti, signRuntimeToken, tenantIdFromDidWeb } from '../protocol/tokens.ts';
+import { writeFileAtomic } from '../store/atomic-file.ts';
+import { loadOrCreateKeyFile } from '../store/key-file.ts';
 import { AgentError } from './errors.ts';
 
 export const DEV_ISSUER = 'urn:outpost:dev-issuer';
@@ -33,13 +36,40 @@ export const DEV_FILES = Object.freeze({
   policy: 'approval-policy.json',
 });
 
-/** How the dev tools reach 0600 key files and plain files (store/key-file.ts and store/atomic-file.ts in the CLI). */
+/** How the dev tools reach 0600 key files and plain files (fileDevKeyStore: store/key-file.ts and store/atomic-file.ts). */
 export interface DevKeyStore {
   writeKey(path: string, seed: Uint8Array): void;
   readKey(path: string): Uint8Array;
   writeFile(path: string, text: string): void;
   readFile(path: string): string;
   makeDir(path: string): void;
+}
+
+/** Key files through store/key-file.ts (0600, atomic, never clobbered); other files written atomically too. */
+export function fileDevKeyStore(): DevKeyStore {
+  return {
+    writeKey(path, seed) {
+      if (!writeFileAtomic(path, seed, { mode: 0o600, overwrite: false })) {
+        throw new AgentError('CONFIG_INVALID', `${path} already exists; choose an empty directory`);
+      }
+    },
+    readKey: (path) => loadOrCreateKeyFile(path, { create: false }).seed,
+    writeFile: (path, text) => {
+      writeFileAtomic(path, text, { mode: 0o644 });
+    },
+    readFile: (path) => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch (e) {
+        throw new AgentError('CONFIG_NOT_FOUND', `cannot read ${path} (run \`outpost dev trust init\` first)`, {
+          cause: e,
+        });
+      }
+    },
+    makeDir: (path) => {
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+    },
+  };
 }
 
 export interface DevTrustInit {

@@ -8,7 +8,7 @@ import { AgentError } from '../agent/errors.ts';
 import { createLocalApiClient, type LocalApiClient } from '../agent/local-api/client.ts';
 import { type AgentPaths, configFileFrom, resolveAgentPaths } from '../agent/paths.ts';
 import { OutpostError } from '../protocol/errors.ts';
-import { type CommandContext, optString, type OptionSpecs } from './command.ts';
+import { type CommandContext, type OptionSpecs, optString } from './command.ts';
 import { readStdin } from './io.ts';
 
 /** Options every agent command accepts. */
@@ -76,9 +76,13 @@ export async function readSecretFile(ctx: CommandContext, option: string): Promi
   try {
     return (file === '-' ? await readStdin(ctx.io) : readFileSync(resolve(ctx.io.cwd, file), 'utf8')).trim();
   } catch (e) {
-    throw new OutpostError('NO_INPUT', `cannot read --${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      cause: e,
-    });
+    throw new OutpostError(
+      'NO_INPUT',
+      `cannot read --${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 

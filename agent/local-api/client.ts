@@ -52,6 +52,8 @@ export function createLocalApiClient(options: LocalApiClientOptions): LocalApiCl
       const req = httpRequest(
         {
           socketPath: options.socketPath,
+          // A fresh connection per request: a pooled one may belong to an agent that has since restarted.
+          agent: false,
           method,
           path,
           headers: {

@@ -40,7 +40,8 @@ function statusText(s: StatusView): string {
     ...(s.endpoints.mcp_http ? [`  MCP (HTTP): ${s.endpoints.mcp_http}`] : []),
     ...(s.endpoints.metrics ? [`  metrics: ${s.endpoints.metrics}`] : []),
     ...s.samplers.map(
-      (x) => `  sampler ${x.stream}: ${x.samples} samples, ${x.errors} errors${x.last_error ? ` (last: ${x.last_error})` : ''}`,
+      (x) =>
+        `  sampler ${x.stream}: ${x.samples} samples, ${x.errors} errors${x.last_error ? ` (last: ${x.last_error})` : ''}`,
     ),
     ...s.status.problems.map((p) => `  ${p.severity === 'info' ? 'i' : '!'} ${p.message}`),
   ];
@@ -87,7 +88,9 @@ export const agentCommands: Command[] = [
       await notifier.ready(`${s.status.state}, ${s.status.link}`);
       const stopWatchdog = notifier.startWatchdog(() => agent.status().status.state !== 'failing');
       if (!ctx.io.stopSignal.aborted) {
-        await new Promise<void>((resolve) => ctx.io.stopSignal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          ctx.io.stopSignal.addEventListener('abort', () => resolve(), { once: true }),
+        );
       }
       log.notice('agent.stopping', { reason: 'signal' });
       stopWatchdog();

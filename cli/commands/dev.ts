@@ -2,42 +2,17 @@
 // control plane. Test tooling: in production the control plane issues tokens and each approver signs with a
 // key only they hold (docs/agent.md "Trust bundle").
 
-import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { IdentityView } from '../../agent/api-types.ts';
-import { DEFAULT_AUDIENCE, type DevKeyStore, devApprove, initDevTrust, mintDevToken } from '../../agent/dev-trust.ts';
-import { AgentError } from '../../agent/errors.ts';
+import { DEFAULT_AUDIENCE, devApprove, fileDevKeyStore, initDevTrust, mintDevToken } from '../../agent/dev-trust.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
 import { ROLES, type Role } from '../../protocol/roles.ts';
-import { writeFileAtomic } from '../../store/atomic-file.ts';
-import { loadOrCreateKeyFile } from '../../store/key-file.ts';
 import { AGENT_OPTIONS, agentClient, toolArgs } from '../agent-setup.ts';
 import { type Command, type CommandContext, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
 
-/** Key files through store/key-file.ts (0600, atomic, never clobbered); other files atomically too. */
-const keyStore: DevKeyStore = {
-  writeKey(path, seed) {
-    if (!writeFileAtomic(path, seed, { mode: 0o600, overwrite: false })) {
-      throw new AgentError('CONFIG_INVALID', `${path} already exists; choose an empty --dir`);
-    }
-  },
-  readKey: (path) => loadOrCreateKeyFile(path, { create: false }).seed,
-  writeFile: (path, text) => {
-    writeFileAtomic(path, text, { mode: 0o644 });
-  },
-  readFile: (path) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new AgentError('CONFIG_NOT_FOUND', `cannot read ${path} (run \`outpost dev trust init\` first)`, { cause: e });
-    }
-  },
-  makeDir: (path) => {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-  },
-};
+const keyStore = fileDevKeyStore();
 
 function trustDir(ctx: CommandContext): string {
   const dir = optString(ctx, 'dir');
@@ -53,7 +28,10 @@ async function targetDevice(ctx: CommandContext): Promise<string> {
     return (await agentClient(ctx).get<IdentityView>('/v1/identity')).did;
   } catch (e) {
     if (isOutpostError(e, 'DAEMON_DOWN')) {
-      throw new OutpostError('USAGE', 'no running agent to ask for its did:key: pass --device DID (or "*" for a token)');
+      throw new OutpostError(
+        'USAGE',
+        'no running agent to ask for its did:key: pass --device DID (or "*" for a token)',
+      );
     }
     throw e;
   }

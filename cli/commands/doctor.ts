@@ -46,7 +46,9 @@ function why(e: unknown): string {
 function issuesText(e: unknown): string {
   const issues = isOutpostError(e) ? (e.details.issues as ConfigIssue[] | undefined) : undefined;
   if (!issues) return why(e);
-  return issues.map((i) => `${i.line ? `line ${i.line}:${i.column} ` : ''}${i.path ? `${i.path}: ` : ''}${i.message}`).join('; ');
+  return issues
+    .map((i) => `${i.line ? `line ${i.line}:${i.column} ` : ''}${i.path ? `${i.path}: ` : ''}${i.message}`)
+    .join('; ');
 }
 
 function checkStateDir(cfg: LoadedAgentConfig, uid: number): DoctorCheck {
@@ -89,13 +91,23 @@ function checkIdentity(cfg: LoadedAgentConfig, ctx: CommandContext): { check: Do
   try {
     const id = loadIdentity({ keyFile: cfg.paths.identityKeyFile, env: ctx.io.env, create: false });
     return {
-      check: { name: 'identity key', result: 'ok', detail: `${id.did} (${id.source === 'credential' ? 'systemd credential' : cfg.paths.identityKeyFile})` },
+      check: {
+        name: 'identity key',
+        result: 'ok',
+        detail: `${id.did} (${id.source === 'credential' ? 'systemd credential' : cfg.paths.identityKeyFile})`,
+      },
       did: id.did,
     };
   } catch (e) {
     const code = isOutpostError(e) ? e.details.store_code : undefined;
     if (code === 'STORE_KEY_NOT_FOUND') {
-      return { check: { name: 'identity key', result: 'warn', detail: `none yet at ${cfg.paths.identityKeyFile}: made on first start` } };
+      return {
+        check: {
+          name: 'identity key',
+          result: 'warn',
+          detail: `none yet at ${cfg.paths.identityKeyFile}: made on first start`,
+        },
+      };
     }
     if (code === 'STORE_KEY_PERMISSIONS') {
       return {
@@ -232,7 +244,8 @@ export async function runDoctor(ctx: CommandContext): Promise<DoctorCheck[]> {
     checks.push({
       name: 'trust bundle',
       result: 'info',
-      detail: 'none: only read_only tools can be called (outpost dev trust init makes one for tests and off-grid sites)',
+      detail:
+        'none: only read_only tools can be called (outpost dev trust init makes one for tests and off-grid sites)',
     });
   }
   checks.push(...checkDatabase(cfg));

@@ -83,7 +83,8 @@ export const toolsCommands: Command[] = [
       print(ctx, v, () => {
         const w = Math.max(...v.tools.map((t) => t.name.length));
         const rows = v.tools.map(
-          (t) => `  ${t.name.padEnd(w)}  ${t.safety_class.padEnd(18)}  ${t.description.split(/(?<=\.)\s/)[0]!.slice(0, 80)}`,
+          (t) =>
+            `  ${t.name.padEnd(w)}  ${t.safety_class.padEnd(18)}  ${t.description.split(/(?<=\.)\s/)[0]!.slice(0, 80)}`,
         );
         return [`manifest ${v.manifest_hash}`, ...rows].join('\n');
       });
@@ -92,7 +93,8 @@ export const toolsCommands: Command[] = [
   },
   {
     path: ['tools', 'call'],
-    summary: 'call a tool through the safety gate (reversible and physical tools need --token-file, physical also --quorum-file)',
+    summary:
+      'call a tool through the safety gate (reversible and physical tools need --token-file, physical also --quorum-file)',
     usage: 'TOOL [KEY=VALUE…] [--args JSON] [--token-file FILE|-] [--quorum-file FILE|-] [--call-id ID]',
     options: { ...AGENT_OPTIONS, ...AUTH_OPTIONS, args: { type: 'string' }, 'call-id': { type: 'string' } },
     async run(ctx) {
@@ -103,7 +105,9 @@ export const toolsCommands: Command[] = [
         call_id: optString(ctx, 'call-id') ?? randomUUID(),
         ...(await auth(ctx)),
       };
-      const r = await callWithHint(ctx, () => agentClient(ctx, 15 * 60_000).post<ToolCallResponse>('/v1/tools/call', body));
+      const r = await callWithHint(ctx, () =>
+        agentClient(ctx, 15 * 60_000).post<ToolCallResponse>('/v1/tools/call', body),
+      );
       print(ctx, r, () => callResultText(r));
       return EXIT.ok;
     },
@@ -116,7 +120,9 @@ export const toolsCommands: Command[] = [
     async run(ctx) {
       const callId = needPositional(ctx, 'CALL_ID');
       const body = { call_id: callId, ...(await auth(ctx)) };
-      const r = await callWithHint(ctx, () => agentClient(ctx, 15 * 60_000).post<ToolCallResponse>('/v1/tools/undo', body));
+      const r = await callWithHint(ctx, () =>
+        agentClient(ctx, 15 * 60_000).post<ToolCallResponse>('/v1/tools/undo', body),
+      );
       print(ctx, r, () => callResultText(r));
       return EXIT.ok;
     },
@@ -156,7 +162,12 @@ export const toolsCommands: Command[] = [
     path: ['telemetry', 'tail'],
     summary: 'show recent telemetry records; --follow keeps printing new ones until interrupted',
     usage: '[--stream NAME] [--limit N] [--follow]',
-    options: { ...AGENT_OPTIONS, stream: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean', short: 'f' } },
+    options: {
+      ...AGENT_OPTIONS,
+      stream: { type: 'string' },
+      limit: { type: 'string' },
+      follow: { type: 'boolean', short: 'f' },
+    },
     async run(ctx) {
       const client = agentClient(ctx);
       const stream = optString(ctx, 'stream');
@@ -165,7 +176,9 @@ export const toolsCommands: Command[] = [
         if (ctx.json) for (const rec of r.records) ctx.io.stdout(`${JSON.stringify(rec)}\n`);
         else {
           for (const rec of r.records) {
-            ctx.io.stdout(`${new Date(rec.ts_ms).toISOString()}  #${rec.seq}  ${rec.stream}  ${JSON.stringify(rec.value)}\n`);
+            ctx.io.stdout(
+              `${new Date(rec.ts_ms).toISOString()}  #${rec.seq}  ${rec.stream}  ${JSON.stringify(rec.value)}\n`,
+            );
           }
         }
       };
@@ -197,7 +210,13 @@ export const toolsCommands: Command[] = [
         [
           `queue: ${q.depth} units, ${formatBytes(q.bytes)} of ${formatBytes(q.max_bytes)} (${((100 * q.bytes) / q.max_bytes).toFixed(1)} %)`,
           `  oldest: ${q.oldest_age_s === null ? '—' : formatDuration(q.oldest_age_s)}`,
-          `  dropped: ${Object.keys(q.dropped).length === 0 ? 'none' : Object.entries(q.dropped).map(([k, v]) => `${v} (${k})`).join(', ')}`,
+          `  dropped: ${
+            Object.keys(q.dropped).length === 0
+              ? 'none'
+              : Object.entries(q.dropped)
+                  .map(([k, v]) => `${v} (${k})`)
+                  .join(', ')
+          }`,
           ...Object.entries(q.by_stream).map(([s, v]) => `  ${s}: ${v.depth} units, ${formatBytes(v.bytes)}`),
         ].join('\n'),
       );
@@ -212,13 +231,22 @@ export const toolsCommands: Command[] = [
     async run(ctx) {
       const v = await agentClient(ctx, 10 * 60_000).post<AuditVerifyView>('/v1/audit/verify', {});
       if (v.ok) {
-        print(ctx, v, () => `✓ audit chain verifies: ${v.entries} entries, ${v.checkpoints} signed checkpoints, head #${v.head_seq}`);
+        print(
+          ctx,
+          v,
+          () =>
+            `✓ audit chain verifies: ${v.entries} entries, ${v.checkpoints} signed checkpoints, head #${v.head_seq}`,
+        );
         return EXIT.ok;
       }
       if (ctx.json) print(ctx, v, () => '');
-      throw new OutpostError('AUDIT_CHAIN_BROKEN', `audit chain broken at entry #${v.first_bad_seq} (${v.problem}): ${v.message}`, {
-        details: { ...v },
-      });
+      throw new OutpostError(
+        'AUDIT_CHAIN_BROKEN',
+        `audit chain broken at entry #${v.first_bad_seq} (${v.problem}): ${v.message}`,
+        {
+          details: { ...v },
+        },
+      );
     },
   },
   {

@@ -128,7 +128,10 @@ describe('resolveAgentPaths', () => {
   });
   it('puts the socket in systemd RuntimeDirectory, else /run/outpost-agent', () => {
     const bare = parseConfig('');
-    assert.equal(resolveAgentPaths(bare, '/x/a.toml', { RUNTIME_DIRECTORY: '/run/oa' }, '/').socketPath, '/run/oa/agent.sock');
+    assert.equal(
+      resolveAgentPaths(bare, '/x/a.toml', { RUNTIME_DIRECTORY: '/run/oa' }, '/').socketPath,
+      '/run/oa/agent.sock',
+    );
     assert.equal(resolveAgentPaths(bare, '/x/a.toml', {}, '/').socketPath, '/run/outpost-agent/agent.sock');
   });
   it('falls back to systemd StateDirectory, then /var/lib/outpost', () => {
