@@ -2,8 +2,6 @@
 
 import { isSea } from 'node:sea';
 import type { IdentityView, StatusView } from '../../agent/api-types.ts';
-import { createAgent } from '../../agent/daemon.ts';
-import { identityView, loadIdentity } from '../../agent/identity.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { createLogger } from '../../protocol/log.ts';
@@ -12,8 +10,6 @@ import { AGENT_OPTIONS, agentClient, loadAgentConfig } from '../agent-setup.ts';
 import { buildInfo } from '../build-info.ts';
 import { type Command, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
-import { createNativeAddonLoader } from '../native-addons.ts';
-import { createSdNotifier } from '../sd-notify.ts';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -56,6 +52,12 @@ export const agentCommands: Command[] = [
     options: AGENT_OPTIONS,
     async run(ctx) {
       const { config, text, paths } = loadAgentConfig(ctx);
+      // The daemon's modules load only for this command: every other command stays quick to start.
+      const [{ createAgent }, { createSdNotifier }, { createNativeAddonLoader }] = await Promise.all([
+        import('../../agent/daemon.ts'),
+        import('../sd-notify.ts'),
+        import('../native-addons.ts'),
+      ]);
       const env = ctx.io.env;
       const log = createLogger({
         sink: (line) => ctx.io.stderr(`${line}\n`),
@@ -124,6 +126,7 @@ export const agentCommands: Command[] = [
         if (!isOutpostError(e, 'DAEMON_DOWN')) throw e;
         // Not running: read the public half from the key file (never creating one, never printing the key).
         const { paths } = loadAgentConfig(ctx);
+        const { identityView, loadIdentity } = await import('../../agent/identity.ts');
         view = identityView(loadIdentity({ keyFile: paths.identityKeyFile, env: ctx.io.env, create: false }));
         source = 'key file';
       }

@@ -4,7 +4,6 @@
 
 import { resolve } from 'node:path';
 import type { IdentityView } from '../../agent/api-types.ts';
-import { DEFAULT_AUDIENCE, devApprove, fileDevKeyStore, initDevTrust, mintDevToken } from '../../agent/dev-trust.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
 import { ROLES, type Role } from '../../protocol/roles.ts';
@@ -12,7 +11,11 @@ import { AGENT_OPTIONS, agentClient, toolArgs } from '../agent-setup.ts';
 import { type Command, type CommandContext, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
 
-const keyStore = fileDevKeyStore();
+/** The dev tools (jose, quorum signing) load only when a dev command runs. */
+async function devTrust() {
+  const m = await import('../../agent/dev-trust.ts');
+  return { ...m, keyStore: m.fileDevKeyStore() };
+}
 
 function trustDir(ctx: CommandContext): string {
   const dir = optString(ctx, 'dir');
@@ -60,6 +63,7 @@ export const devCommands: Command[] = [
       const dir = trustDir(ctx);
       const approvers = list(ctx, 'approvers') ?? ['alice', 'bob', 'carol'];
       const k = Number(optString(ctx, 'k') ?? '2');
+      const { initDevTrust, keyStore } = await devTrust();
       const r = initDevTrust(keyStore, { dir, approvers, k });
       const toml = [
         '[trust]',
@@ -102,6 +106,7 @@ export const devCommands: Command[] = [
       if (!(ROLES as readonly string[]).includes(role)) {
         throw new OutpostError('USAGE', `--role must be one of ${ROLES.join(', ')}`);
       }
+      const { mintDevToken, keyStore, DEFAULT_AUDIENCE } = await devTrust();
       const token = await mintDevToken(keyStore, {
         dir: trustDir(ctx),
         device: await targetDevice(ctx),
@@ -133,6 +138,7 @@ export const devCommands: Command[] = [
       const tool = optString(ctx, 'tool');
       if (!tool) throw new OutpostError('USAGE', 'missing --tool TOOL');
       const approvers = list(ctx, 'approver');
+      const { devApprove, keyStore } = await devTrust();
       const { token, request } = devApprove(keyStore, {
         dir: trustDir(ctx),
         device: await targetDevice(ctx),

@@ -1,11 +1,9 @@
 // `outpost mcp`: an MCP server on stdin/stdout for Claude Desktop and similar clients. It holds no logic of
 // its own: tools come from the running agent's manifest and every call goes through its local API (and gate).
 
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { ToolCallResponse } from '../../agent/api-types.ts';
-import { createMcpServer, type McpBackend } from '../../agent/mcp-server.ts';
+import type { McpBackend } from '../../agent/mcp-server.ts';
 import type { CapabilityManifest } from '../../protocol/manifest.ts';
-import { projectManifest } from '../../protocol/mcp-projection.ts';
 import { AGENT_OPTIONS, agentClient } from '../agent-setup.ts';
 import { buildInfo } from '../build-info.ts';
 import type { Command } from '../command.ts';
@@ -18,6 +16,11 @@ export const mcpCommands: Command[] = [
     usage: '[--socket PATH] [--config FILE]',
     options: AGENT_OPTIONS,
     async run(ctx) {
+      const [{ StdioServerTransport }, { createMcpServer }, { projectManifest }] = await Promise.all([
+        import('@modelcontextprotocol/sdk/server/stdio.js'),
+        import('../../agent/mcp-server.ts'),
+        import('../../protocol/mcp-projection.ts'),
+      ]);
       const client = agentClient(ctx, 15 * 60_000);
       const backend: McpBackend = {
         async listTools() {
