@@ -265,6 +265,12 @@ export const AgentConfig = z
           .min(64 * 1024)
           .default(64 * 1024 * 1024),
         max_records: z.number().int().min(100).default(1_000_000),
+        /** Telemetry stops when the state filesystem has less than this free: the rest is kept for the audit log. */
+        reserve_free_bytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(8 * 1024 * 1024),
         /** Default time an unsent record stays worth sending. */
         ttl_s: z
           .number()

@@ -32,6 +32,7 @@ import { deriveOutboxKey } from './outbox-key.ts';
 import type { AgentPaths } from './paths.ts';
 import { createRecentTelemetry } from './recent-telemetry.ts';
 import { createSamplers, type Samplers } from './samplers.ts';
+import { createSpaceGuard } from './space-guard.ts';
 import { type AgentPhase, type AgentStatus, computeStatus } from './status.ts';
 import { createSystemInfo, type SystemInfoSource } from './system-info.ts';
 import { createTelemetryIngest } from './telemetry-ingest.ts';
@@ -303,6 +304,8 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     const agentMetrics = metrics;
     const sequence = createSequence(db, 'telemetry');
+    const storeDb = db;
+    const space = createSpaceGuard({ path: paths.stateDir, reserveBytes: config.queue.reserve_free_bytes, clock });
     const ingest = createTelemetryIngest({
       outbox,
       sequence,
@@ -321,14 +324,22 @@ export function createAgent(deps: AgentDeps): Agent {
       onWriteError: (e) => {
         writeFault = e.code === 'DISK_FULL' ? 'disk_full' : 'storage';
         log.error('telemetry.write_failed', { code: e.code });
+        if (writeFault === 'disk_full') {
+          // Fold the WAL into the database file so small safety writes (audit, tool runs) find room again.
+          try {
+            storeDb.checkpoint();
+          } catch (cause) {
+            log.warning('store.checkpoint_failed', { code: isOutpostError(cause) ? cause.code : 'INTERNAL' });
+          }
+        }
         noteStatus();
       },
+      hasRoom: () => space.hasRoom(),
     });
     // Programs run here unless they name a cwd: private to the agent, beside its state.
     const workDir = join(paths.stateDir, 'work');
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
     executor = createExecutor({ clock, workDir });
-    const storeDb = db;
     const toolCalls = createToolCalls({
       manifest,
       deviceId: identity.did,

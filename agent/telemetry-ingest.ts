@@ -49,6 +49,11 @@ export interface TelemetryIngestOptions {
   readonly onAppended?: (stream: string, records: number, source: IngestSource) => void;
   /** Called when a durable append fails (for status: disk full, storage failing). */
   readonly onWriteError?: (error: AgentError) => void;
+  /**
+   * False when the disk is down to the space kept for safety records (audit, tool runs): telemetry then
+   * stops before the disk is truly full, so tool calls can still be audited.
+   */
+  readonly hasRoom?: () => boolean;
 }
 
 function invalid(index: number, message: string): AgentError {
@@ -102,6 +107,14 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
           throw invalid(i, 'ts_ms must be a non-negative integer');
         }
       });
+      if (options.hasRoom && !options.hasRoom()) {
+        const err = new AgentError(
+          'DISK_FULL',
+          'the disk is full: telemetry was not stored (the space left is kept for the audit log; nothing queued earlier is lost)',
+        );
+        options.onWriteError?.(err);
+        throw err;
+      }
       // 2. Group by stream (order kept), number, sign: one unit per stream and at most MAX_UNIT_RECORDS.
       const byStream = new Map<string, number[]>();
       records.forEach((r, i) => {

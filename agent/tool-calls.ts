@@ -73,6 +73,24 @@ const MAX_AUDITED_ARGS_BYTES = 4096;
 /** Call history older than this cannot matter to any interlock (manifest windows are at most a day). */
 export const HISTORY_WINDOW_MS = 86_400_000;
 
+/** Runs a safety write; a full disk becomes a plain DISK_FULL: nothing runs that could not be audited. */
+function unlessDiskFull<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (isOutpostError(e, 'STORE_DISK_FULL')) {
+      throw new AgentError(
+        'DISK_FULL',
+        'the disk is full: the call was not run because its audit entry could not be written',
+        {
+          cause: e,
+        },
+      );
+    }
+    throw e;
+  }
+}
+
 function actorOf(p: Principal, source: CallSource): string {
   return p.kind === 'token' && p.subject ? p.subject : `local:${source}`;
 }
@@ -210,7 +228,7 @@ export function createToolCalls(o: ToolCallsOptions): ToolCalls {
       ...(facts.token.state === 'invalid' ? { token_error: facts.token.detail } : {}),
     };
     if (!decision.allow) {
-      audit.append(entry(decision, req, callId, safetyClass, extra));
+      unlessDiskFull(() => audit.append(entry(decision, req, callId, safetyClass, extra)));
       log.notice('tool.denied', { tool: req.tool, reason: decision.reason, source: req.source, call_id: callId });
       throw new AgentError('GATE_DENIED', `${req.tool}: ${decision.message}`, {
         details: { reason: decision.reason, call_id: callId, tool: req.tool },
@@ -230,14 +248,16 @@ export function createToolCalls(o: ToolCallsOptions): ToolCalls {
           ]
         : []),
     ];
-    const begun = agentStore.beginRun({ callId, tool: req.tool }, spend, () => {
-      if (undoOf && !agentStore.markUndone(undoOf, callId)) {
-        throw new AgentError('UNDO_ALREADY_DONE', `call ${undoOf} was already undone`, {
-          details: { call_id: undoOf },
-        });
-      }
-      audit.append(entry(decision, req, callId, safetyClass, extra));
-    });
+    const begun = unlessDiskFull(() =>
+      agentStore.beginRun({ callId, tool: req.tool }, spend, () => {
+        if (undoOf && !agentStore.markUndone(undoOf, callId)) {
+          throw new AgentError('UNDO_ALREADY_DONE', `call ${undoOf} was already undone`, {
+            details: { call_id: undoOf },
+          });
+        }
+        audit.append(entry(decision, req, callId, safetyClass, extra));
+      }),
+    );
     if (!begun) {
       // Another call spent the same token or quorum between our look and our commit.
       const replay = {

@@ -26,6 +26,9 @@ const BY_CODE: Readonly<Record<string, number>> = {
   SHUTTING_DOWN: 503,
   TOOL_TIMEOUT: 504,
   DISK_FULL: 507,
+  STORE_DISK_FULL: 507,
+  STORE_IO: 503,
+  STORE_BUSY: 503,
 };
 
 export interface ErrorBody {
