@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -24,6 +25,7 @@ export type NativeAddonErrorCode =
   | 'NATIVE_CACHE_UNSET'
   | 'NATIVE_CACHE_UNWRITABLE'
   | 'NATIVE_CACHE_NOEXEC'
+  | 'NATIVE_CACHE_UNSAFE'
   | 'NATIVE_LOAD_FAILED';
 
 /** A native addon could not be located, extracted or loaded. */
@@ -164,6 +166,14 @@ export function createNativeAddonLoader(options: NativeAddonLoaderOptions = {}):
   const loaded = new Map<NativeAddonName, object>();
   const inSea = assets.isSea();
 
+  const unwritable = (root: string, cause: unknown): NativeAddonError =>
+    new NativeAddonError(
+      'NATIVE_CACHE_UNWRITABLE',
+      `cannot write native addon cache ${root} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); ` +
+        'set OUTPOST_NATIVE_CACHE to a writable directory on a mount without noexec',
+      { cause, details: { dir: root } },
+    );
+
   const extract = (name: NativeAddonName): string => {
     const key = NATIVE_ASSETS[name];
     let bytes: Uint8Array;
@@ -176,17 +186,28 @@ export function createNativeAddonLoader(options: NativeAddonLoaderOptions = {}):
     const root = nativeCacheDir(env, uid);
     const dir = join(root, `${name}-${arch}-${hash.slice(0, 16)}`);
     const file = join(dir, key);
-    if (fileHashMatches(file, hash)) return file;
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (cause) {
+      throw unwritable(root, cause);
+    }
+    // Code is loaded from here: anyone else able to write these directories could swap it after the hash check.
+    for (const d of [root, dir]) {
+      const st = lstatSync(d);
+      if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+        throw new NativeAddonError(
+          'NATIVE_CACHE_UNSAFE',
+          `native addon cache ${d} must be a directory owned by uid ${uid} and writable by no one else; ` +
+            'fix its owner and mode or set OUTPOST_NATIVE_CACHE to a private directory',
+          { details: { dir: d, owner: st.uid, mode: (st.mode & 0o777).toString(8) } },
+        );
+      }
+    }
+    if (fileHashMatches(file, hash)) return file;
+    try {
       writeAtomic(file, bytes);
     } catch (cause) {
-      throw new NativeAddonError(
-        'NATIVE_CACHE_UNWRITABLE',
-        `cannot write native addon cache ${root} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); ` +
-          'set OUTPOST_NATIVE_CACHE to a writable directory on a mount without noexec',
-        { cause, details: { dir: root } },
-      );
+      throw unwritable(root, cause);
     }
     return file;
   };

@@ -28,9 +28,11 @@ function oid(dotted: string): Uint8Array {
   return der(0x06, Uint8Array.from(out));
 }
 
-/** A positive INTEGER from big-endian bytes (a leading 0x00 keeps the sign bit clear). */
-function positiveInteger(bytes: Uint8Array): Uint8Array {
-  return der(0x02, (bytes[0]! & 0x80) !== 0 ? Buffer.concat([Uint8Array.of(0), bytes]) : bytes);
+/** A random serial number: 16 bytes, first byte 0x40–0x7f, so the DER INTEGER is positive and minimal (§4.1.2.2). */
+function randomSerial(): Uint8Array {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
+  return der(0x02, bytes);
 }
 
 /** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5). */
@@ -66,7 +68,7 @@ export function selfSignedLoopbackCert(nowMs: number, commonNameText = 'outpost-
   const subjectAltName = seq(oid('2.5.29.17'), der(0x04, seq(der(0x87, Uint8Array.of(127, 0, 0, 1)))));
   const tbs = seq(
     der(0xa0, der(0x02, Uint8Array.of(2))), // version v3
-    positiveInteger(randomBytes(16)),
+    randomSerial(),
     ED25519,
     commonName(commonNameText),
     seq(time(nowMs - hourMs), time(nowMs + hourMs)),

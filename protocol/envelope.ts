@@ -1,16 +1,15 @@
 // The WSS envelope of subprotocol `aethermesh.v2`: one strict schema per message type, a total decoder
 // that rejects unknown types and fields, and device signatures relays cannot forge (docs/protocol/envelope.md).
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { fromBase64Url, toBase64Url } from './bytes.ts';
 import { canonicalBytes, canonicalize, parseJson } from './canonical-json.ts';
-import { canonicalSha256 } from './content-hash.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { base64UrlBytes, DeviceId, isDeviceId, SafeUint, TenantId, ToolName } from './identifiers.ts';
 import { JwkSet, Kid } from './jwks.ts';
-import { MAX_QUORUM_TOKEN_BYTES } from './quorum.ts';
+import { MAX_QUORUM_TOKEN_BYTES, QuorumPolicy } from './quorum.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 import { TelemetryUnit } from './telemetry.ts';
 import { MAX_TOKEN_BYTES } from './tokens.ts';
@@ -64,12 +63,21 @@ export const ControlPlaneId = z.string().regex(/^cp:[a-z0-9][a-z0-9._-]{0,62}$/,
 /** Who sends or receives: a device or gateway (did:key) or a control-plane node. */
 export const EndpointId = z.union([DeviceId, ControlPlaneId]);
 
-const Hash = base64UrlBytes(32);
+/** manifest.md §8: `sha256:` and the lowercase hex SHA-256 of the manifest's canonical bytes. */
+const ManifestHash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'bad manifest hash');
+
+/** manifestHash of manifest.md §8 over a manifest not yet decoded (any JSON object). */
+function manifestHashOf(manifest: Record<string, unknown>): string {
+  return `sha256:${createHash('sha256').update(canonicalBytes(manifest)).digest('hex')}`;
+}
 const TokenText = z
   .string()
   .max(MAX_TOKEN_BYTES)
   .regex(/^[A-Za-z0-9_.-]+$/, 'bad token text');
-const JsonObject = z.record(z.string(), z.json());
+// Free-form JSON (manifests, arguments, results), typed loosely so typed values (a CapabilityManifest) fit;
+// checkStructure's canonical round trip refuses anything JSON cannot carry.
+const JsonObject = z.record(z.string(), z.unknown());
+const JsonValue = z.unknown().refine((v) => v !== undefined, 'a JSON value is required');
 const Text = z.string().max(MAX_MESSAGE_LENGTH);
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +89,7 @@ const BODIES = {
     token: TokenText,
     device: DeviceId,
     agentVersion: z.string().regex(/^[0-9A-Za-z.+_-]{1,64}$/),
-    manifestHash: Hash,
+    manifestHash: ManifestHash,
     resume: z.strictObject({ lastAckedSeq: SafeUint.nullable() }),
     challenge: base64UrlBytes(32),
   }),
@@ -90,8 +98,8 @@ const BODIES = {
     heartbeatMs: z.int().min(1000).max(300_000),
     resume: z.strictObject({ ackedThroughSeq: SafeUint.nullable() }),
   }),
-  'manifest.announce': z.strictObject({ manifest: JsonObject, manifestHash: Hash }),
-  'manifest.ack': z.strictObject({ manifestHash: Hash, status: z.enum(['accepted', 'pending_approval']) }),
+  'manifest.announce': z.strictObject({ manifest: JsonObject, manifestHash: ManifestHash }),
+  'manifest.ack': z.strictObject({ manifestHash: ManifestHash, status: z.enum(['accepted', 'pending_approval']) }),
   'tool.call': z.strictObject({
     callId: MessageId,
     tool: ToolName,
@@ -105,7 +113,7 @@ const BODIES = {
     deadlineMs: SafeUint,
   }),
   'tool.result': z.discriminatedUnion('ok', [
-    z.strictObject({ callId: MessageId, ok: z.literal(true), result: z.json(), durationMs: SafeUint }),
+    z.strictObject({ callId: MessageId, ok: z.literal(true), result: JsonValue, durationMs: SafeUint }),
     z.strictObject({
       callId: MessageId,
       ok: z.literal(false),
@@ -131,6 +139,7 @@ const BODIES = {
     z.strictObject({ kind: z.literal('key'), kid: Kid }),
     z.strictObject({ kind: z.literal('device'), device: DeviceId }),
   ]),
+  'policy.update': z.strictObject({ policy: QuorumPolicy }),
   error: z.strictObject({ code: z.enum(WIRE_ERROR_CODES), message: Text, inReplyTo: MessageId.nullable() }),
   ping: z.strictObject({}),
   pong: z.strictObject({ inReplyTo: MessageId }),
@@ -145,7 +154,7 @@ const HEADER = {
   tid: TenantId,
   /** Sender's wall clock, ms since the Unix epoch. */
   ts: SafeUint,
-  /** Per (connection, src) counter; see envelope.md §5. */
+  /** Per (connection, src) counter; see envelope.md §5.2. */
   seq: SafeUint,
   src: EndpointId,
   dst: EndpointId,
@@ -177,6 +186,7 @@ export const Envelope = z.discriminatedUnion('type', [
   variant('token.refresh'),
   variant('token.refreshed'),
   variant('revoke'),
+  variant('policy.update'),
   variant('error'),
   variant('ping'),
   variant('pong'),
@@ -234,7 +244,10 @@ function checkStructure(value: unknown): Envelope {
   if (env.type === 'hello' && env.body.device !== env.src) {
     throw fail('ENVELOPE_WRONG_SOURCE', 'hello must come from the device it names');
   }
-  if (env.type === 'manifest.announce' && canonicalSha256(env.body.manifest) !== env.body.manifestHash) {
+  if (env.type === 'policy.update' && env.body.policy.tid !== env.tid) {
+    throw fail('ENVELOPE_WRONG_TENANT', 'policy is for another tenant than its envelope');
+  }
+  if (env.type === 'manifest.announce' && manifestHashOf(env.body.manifest) !== env.body.manifestHash) {
     throw fail('ENVELOPE_MALFORMED', 'manifestHash does not match the manifest');
   }
   return env;

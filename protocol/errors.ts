@@ -46,6 +46,16 @@ export type ProtocolErrorCode =
   | 'SIG_INVALID'
   | 'DID_MALFORMED'
   | 'DID_UNSUPPORTED'
+  // CapabilityManifest, tool-schema subset, JSON Pointer, manifest text positions (docs/protocol/manifest.md)
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_VERSION_UNSUPPORTED'
+  | 'SCHEMA_UNSUPPORTED'
+  | 'SCHEMA_VIOLATION'
+  | 'UNDO_UNRESOLVED'
+  | 'JSON_POINTER_MALFORMED'
+  | 'JSON_DUPLICATE_MEMBER'
+  // MCP projection (docs/protocol/mcp-projection.md)
+  | 'MCP_NAME_INVALID'
   // runtime tokens, JWKS, scopes and roles (docs/protocol/tokens.md §9)
   | 'TENANT_DID_MALFORMED'
   | 'TOKEN_TOO_LARGE'
@@ -96,16 +106,26 @@ export type ProtocolErrorCode =
   | 'ENVELOPE_BAD_SIGNATURE'
   | 'ENVELOPE_WRONG_TENANT'
   | 'ENVELOPE_WRONG_SOURCE'
-  // CapabilityManifest, tool-schema subset, JSON Pointer, manifest text positions (docs/protocol/manifest.md)
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_VERSION_UNSUPPORTED'
-  | 'SCHEMA_UNSUPPORTED'
-  | 'SCHEMA_VIOLATION'
-  | 'UNDO_UNRESOLVED'
-  | 'JSON_POINTER_MALFORMED'
-  | 'JSON_DUPLICATE_MEMBER'
-  // MCP projection (docs/protocol/mcp-projection.md)
-  | 'MCP_NAME_INVALID';
+  // LoRa frames (docs/protocol/lora-frames.md §9)
+  | 'LORA_FRAME_TOO_SHORT'
+  | 'LORA_FRAME_TOO_LONG'
+  | 'LORA_BAD_VERSION'
+  | 'LORA_BAD_TYPE'
+  | 'LORA_BAD_FLAGS'
+  | 'LORA_BAD_FRAGMENT'
+  | 'LORA_WRONG_DIRECTION'
+  | 'LORA_SHORT_ID_MISMATCH'
+  | 'LORA_AUTH_FAILED'
+  | 'LORA_REPLAY'
+  | 'LORA_SEQ_TOO_OLD'
+  | 'LORA_SEQ_OUT_OF_RANGE'
+  | 'LORA_MESSAGE_TOO_LARGE'
+  | 'LORA_PAYLOAD_MALFORMED'
+  | 'LORA_NON_CANONICAL'
+  | 'LORA_VALUE_UNSUPPORTED'
+  | 'LORA_KEY_INVALID'
+  | 'LORA_ENROLL_UNKNOWN_TOKEN'
+  | 'LORA_ENROLL_INVALID';
 
 /** A contract was violated by bytes from outside (or by a caller). Never thrown for internal bugs. */
 export class ProtocolError extends OutpostError<ProtocolErrorCode> {

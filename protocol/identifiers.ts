@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { fromBase64Url } from './bytes.ts';
 import { ed25519FromDidKey } from './did-key.ts';
+import { DOTTED_NAME, ToolName } from './manifest.ts';
 
 /** Lowercase RFC 9562 UUID text (8-4-4-4-12 hex); the only accepted spelling of a tenant id. */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -36,14 +37,17 @@ export function isDeviceId(s: unknown): s is string {
   return DeviceId.safeParse(s).success;
 }
 
-/** Longest tool name, in characters. */
-export const MAX_TOOL_NAME_LENGTH = 128;
+/** Longest tool or stream name, in characters (manifest.md). */
+export const MAX_TOOL_NAME_LENGTH = 64;
 
-/** Dotted tool names: lowercase segments `[a-z][a-z0-9_-]*` joined by `.` (e.g. `valve.open`). */
-export const TOOL_NAME_PATTERN = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/;
+/** Tool and stream names, as in manifest.md: at least two lowercase dotted words (`valve.open`). */
+export const TOOL_NAME_PATTERN = DOTTED_NAME;
 
-export const ToolName = z.string().max(MAX_TOOL_NAME_LENGTH).regex(TOOL_NAME_PATTERN, 'bad tool name');
-export type ToolName = z.infer<typeof ToolName>;
+/** A dotted prefix of names: one or more words (`valve`, `greenhouse.vent`). */
+export const NAME_PREFIX_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$/;
+
+/** The manifest's tool-name schema, so a name is valid in a token, a scope or a quorum token exactly when it is in a manifest. */
+export { ToolName };
 
 function isCanonicalBase64Url(s: string, bytes: number): boolean {
   try {

@@ -46,6 +46,10 @@ export type PublishedJwk = z.infer<typeof PublishedJwk>;
 export const JwkSet = z.strictObject({ keys: z.array(PublishedJwk).max(MAX_JWKS_KEYS) }).superRefine((set, ctx) => {
   const kids = set.keys.map((k) => k.kid);
   if (new Set(kids).size !== kids.length) ctx.addIssue({ code: 'custom', message: 'duplicate kid' });
+  // A hybrid key's Ed25519 half published again as a plain key would let an Ed25519 forgery through.
+  if (new Set(set.keys.map((k) => k.x)).size !== set.keys.length) {
+    ctx.addIssue({ code: 'custom', message: 'one Ed25519 key under two kids' });
+  }
   if (set.keys.filter((k) => k.status === 'active').length > 1) {
     ctx.addIssue({ code: 'custom', message: 'more than one active key' });
   }

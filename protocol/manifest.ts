@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalBytes, type JsonValue } from './canonical-json.ts';
+import { canonicalBytes, type JsonValue, MAX_JSON_DEPTH } from './canonical-json.ts';
 import { ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
 import { formatJsonPointer, type JsonPath, parseJsonPointer, resolveJsonPointer } from './json-pointer.ts';
@@ -117,10 +117,11 @@ export type ToolSpec = z.infer<typeof ToolSpec>;
 export const StreamSpec = z.strictObject({
   name: dottedName('stream'),
   description: text(256).optional(),
-  /** Unit of the values, e.g. "Cel", "%", "kPa", "dBm" (UCUM codes recommended). */
-  unit: text(16),
+  /** Unit of the values, e.g. "Cel", "%", "kPa", "dBm" (UCUM codes recommended); absent for unitless values. */
+  unit: text(16).optional(),
   type: z.enum(['number', 'integer', 'boolean', 'string']),
-  samplePeriodMs: z.int().min(100).max(DAY_MS),
+  /** How often the device samples; absent for an event stream (a value is recorded when something happens). */
+  samplePeriodMs: z.int().min(100).max(DAY_MS).optional(),
   /** After this long an undelivered reading is worthless and may be dropped. At least samplePeriodMs. */
   ttlMs: z
     .int()
@@ -257,7 +258,7 @@ function crossFieldIssues(m: CapabilityManifest): Issue[] {
     if (streams.has(s.name))
       issues.push({ path: ['streams', i, 'name'], message: `stream "${s.name}" is declared twice` });
     streams.add(s.name);
-    if (s.ttlMs < s.samplePeriodMs) {
+    if (s.samplePeriodMs !== undefined && s.ttlMs < s.samplePeriodMs) {
       issues.push({ path: ['streams', i, 'ttlMs'], message: 'ttlMs must be at least samplePeriodMs' });
     }
   });
@@ -358,14 +359,24 @@ export interface ManifestIssue {
   readonly column?: number;
 }
 
-function protoMembers(v: unknown, path: (string | number)[], out: Issue[], depth = 0): void {
-  if (depth > 70 || v === null || typeof v !== 'object') return;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) protoMembers(v[i], [...path, i], out, depth + 1);
-  } else {
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Problems zod cannot see or would hide: own "__proto__" members (zod drops them from records) and lone surrogates
+ * (the manifest could not be hashed). Stops at MAX_JSON_DEPTH; deeper values fail elsewhere.
+ */
+function preflight(v: unknown, path: (string | number)[], out: Issue[]): void {
+  if (path.length > MAX_JSON_DEPTH || out.length >= 16) return;
+  if (typeof v === 'string') {
+    if (LONE_SURROGATE.test(v)) out.push({ path, message: 'text holds a lone UTF-16 surrogate' });
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) preflight(v[i], [...path, i], out);
+  } else if (v !== null && typeof v === 'object') {
     for (const k of Object.keys(v)) {
       if (k === '__proto__') out.push({ path: [...path, k], message: 'a member named "__proto__" is not allowed' });
-      else protoMembers((v as Record<string, unknown>)[k], [...path, k], out, depth + 1);
+      else if (LONE_SURROGATE.test(k))
+        out.push({ path: [...path, k], message: 'member name holds a lone UTF-16 surrogate' });
+      else preflight((v as Record<string, unknown>)[k], [...path, k], out);
     }
   }
 }
@@ -424,10 +435,23 @@ export function decodeManifest(input: string | unknown): CapabilityManifest {
     );
   }
   const raw: Issue[] = [];
-  protoMembers(value, [], raw);
+  preflight(value, [], raw);
   if (raw.length === 0) {
     const r = CapabilityManifest.safeParse(value);
-    if (r.success) return r.data;
+    if (r.success) {
+      // A parsed value has no byte size of its own: bound it as the text would be bounded.
+      const size = canonicalBytes(r.data).length;
+      if (size > MAX_MANIFEST_BYTES) {
+        throw new ProtocolError(
+          'JSON_TOO_LARGE',
+          `manifest is ${size} bytes in canonical form; at most ${MAX_MANIFEST_BYTES}`,
+          {
+            details: { maxBytes: MAX_MANIFEST_BYTES },
+          },
+        );
+      }
+      return r.data;
+    }
     for (const i of flattenUnions(r.error.issues, [])) {
       if (i.code === 'unrecognized_keys') {
         for (const k of i.keys) raw.push({ path: [...i.path, k], message: `unknown member "${k}"` });

@@ -1,16 +1,15 @@
 // Quorum tokens for physical actuation: a tenant's approval policy, approval requests signed by k distinct
 // approvers, the compact binary encoding (LoRa-sized), and offline verification (docs/protocol/quorum.md).
 
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { fromBase64Url, toBase64Url, toHex, utf8 } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
 import type { Clock } from './clock.ts';
-import { canonicalSha256 } from './content-hash.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
-import { base64UrlBytes, DeviceId, TenantId, ToolName } from './identifiers.ts';
-import { SAFETY_CLASSES, type SafetyClass } from './roles.ts';
+import { base64UrlBytes, DeviceId, MAX_TOOL_NAME_LENGTH, TenantId, ToolName } from './identifiers.ts';
+import { SafetyClass } from './manifest.ts';
 import { isToolPattern, toolPatternMatches } from './scopes.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
@@ -25,8 +24,8 @@ export const MAX_APPROVALS = 16;
 export const MAX_RULES = 64;
 /** Default longest time an approval may remain valid, counted from verification. */
 export const DEFAULT_MAX_QUORUM_TTL_MS = 3_600_000;
-/** Largest possible binary token: fixed 121 B + tool 128 B + 16 × (1 + 32 + 64) B. */
-export const MAX_QUORUM_TOKEN_BYTES = 121 + 128 + MAX_APPROVALS * (1 + 32 + 64);
+/** Largest possible binary token: fixed 121 B + tool 64 B + 16 × (1 + 32 + 64) B = 1737 B. */
+export const MAX_QUORUM_TOKEN_BYTES = 121 + MAX_TOOL_NAME_LENGTH + MAX_APPROVALS * (1 + 32 + 64);
 
 /** Approver ids: 1..32 characters of `[a-z0-9._-]`, starting with a letter or digit. */
 export const ApproverId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, 'bad approver id');
@@ -36,7 +35,7 @@ export const ApproverId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, 'bad a
 
 const Rule = z.union([
   z.strictObject({ tool: z.string().refine(isToolPattern, 'bad tool pattern'), k: z.int().min(1).max(MAX_APPROVALS) }),
-  z.strictObject({ safetyClass: z.enum(SAFETY_CLASSES), k: z.int().min(1).max(MAX_APPROVALS) }),
+  z.strictObject({ safetyClass: SafetyClass, k: z.int().min(1).max(MAX_APPROVALS) }),
 ]);
 
 export const QuorumPolicy = z
@@ -91,9 +90,12 @@ export function requiredApprovals(policy: QuorumPolicy, tool: string, safetyClas
 // ---------------------------------------------------------------------------------------------
 // Requests, approvals and tokens (quorum.md §3–§4)
 
-/** SHA-256 of the canonical arguments, base64url (43 characters). */
+/**
+ * base64url(SHA-256(canonical bytes of args)), 43 characters: equal arguments hash equal whatever their member
+ * order. Throws CANON_* for values JSON cannot hold.
+ */
 export function argsHash(args: unknown): string {
-  return canonicalSha256(args);
+  return toBase64Url(createHash('sha256').update(canonicalBytes(args)).digest());
 }
 
 export const ApprovalRequest = z.strictObject({

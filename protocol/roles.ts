@@ -1,9 +1,12 @@
 // Roles carried in runtime tokens and the safety classes each may invoke (docs/protocol/tokens.md §7).
 // The matrix is data so the gate, the control plane and the docs read one source.
 
-/** The three tool safety classes, least to most consequential (same values as the CapabilityManifest's). */
-export const SAFETY_CLASSES = ['read_only', 'reversible', 'physical_actuation'] as const;
-export type SafetyClass = (typeof SAFETY_CLASSES)[number];
+import { SafetyClass } from './manifest.ts';
+
+export type { SafetyClass };
+
+/** The three tool safety classes of the CapabilityManifest, least to most consequential. */
+export const SAFETY_CLASSES: readonly SafetyClass[] = Object.freeze([...SafetyClass.options]);
 
 /** Human roles first, then machine identities. */
 export const ROLES = ['viewer', 'operator', 'actuator', 'approver', 'admin', 'device', 'gateway'] as const;
@@ -34,7 +37,7 @@ export function requiresQuorum(safetyClass: SafetyClass): boolean {
   return safetyClass === 'physical_actuation';
 }
 
-/** Machine roles: the token's subject must be the device id it carries (tokens.md §5). */
+/** Machine roles: the token's subject must be the device id it carries (tokens.md §5.1). */
 export function isMachineRole(role: Role): role is 'device' | 'gateway' {
   return role === 'device' || role === 'gateway';
 }

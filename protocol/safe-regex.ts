@@ -139,7 +139,7 @@ class Parser {
     const atom = this.#atom();
     const q = this.#quantifier();
     if (!q) return atom;
-    if (q.max > 1 && repeats(atom)) this.#fail('nested quantifier (a repeated group that itself repeats)');
+    if (q.max > 1 && quantified(atom)) this.#fail('nested quantifier (a repeated group holding a quantifier)');
     if (q.max > 1 && alternates(atom)) this.#fail('repeated alternation (use a character class instead)');
     return { k: 'repeat', node: atom, min: q.min, max: q.max };
   }
@@ -328,14 +328,15 @@ class Parser {
   }
 }
 
-function repeats(n: Node): boolean {
+/** True when `n` holds any quantifier, `?` included: `(a?){20}a{20}` backtracks exponentially too. */
+function quantified(n: Node): boolean {
   switch (n.k) {
     case 'repeat':
-      return n.max > 1 || repeats(n.node);
+      return true;
     case 'seq':
-      return n.items.some(repeats);
+      return n.items.some(quantified);
     case 'alt':
-      return n.options.some(repeats);
+      return n.options.some(quantified);
     default:
       return false;
   }

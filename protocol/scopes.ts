@@ -2,7 +2,13 @@
 // matcher the safety gate and the control plane use. A scope only ever grants; nothing subtracts.
 
 import { ProtocolError } from './errors.ts';
-import { isDeviceId, MAX_TOOL_NAME_LENGTH, TOOL_NAME_PATTERN, UUID_PATTERN } from './identifiers.ts';
+import {
+  isDeviceId,
+  MAX_TOOL_NAME_LENGTH,
+  NAME_PREFIX_PATTERN,
+  TOOL_NAME_PATTERN,
+  UUID_PATTERN,
+} from './identifiers.ts';
 
 /** What a scope permits on the tools it names (tokens.md §6.2). No action implies another. */
 export const SCOPE_ACTIONS = ['call', 'read', 'approve', 'admin'] as const;
@@ -32,8 +38,7 @@ export function formatScope(scope: Scope): string {
 export function isToolPattern(tool: string): boolean {
   if (tool === '*') return true;
   if (tool.length > MAX_TOOL_NAME_LENGTH) return false;
-  const name = tool.endsWith('.*') ? tool.slice(0, -2) : tool;
-  return TOOL_NAME_PATTERN.test(name);
+  return tool.endsWith('.*') ? NAME_PREFIX_PATTERN.test(tool.slice(0, -2)) : TOOL_NAME_PATTERN.test(tool);
 }
 
 /** Parses one scope. Throws SCOPE_MALFORMED on anything outside the grammar. */

@@ -7,7 +7,8 @@ import { fromBase64Url, toBase64Url } from './bytes.ts';
 import { canonicalBytes, canonicalize, parseJson } from './canonical-json.ts';
 import { didKeyFromEd25519, ed25519FromDidKey } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
-import { base64UrlBytes, DeviceId, SafeUint } from './identifiers.ts';
+import { base64UrlBytes, DeviceId, MAX_TOOL_NAME_LENGTH, SafeUint, TOOL_NAME_PATTERN } from './identifiers.ts';
+import type { StreamSpec } from './manifest.ts';
 import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
 /** Context label of a unit signature (telemetry.md §4). */
@@ -19,8 +20,6 @@ export const MAX_UNIT_RECORDS = 256;
 export const MAX_UNIT_BYTES = 65_536;
 /** Longest string value, in UTF-16 code units. */
 export const MAX_STRING_VALUE_LENGTH = 256;
-/** Longest stream name. */
-export const MAX_STREAM_NAME_LENGTH = 64;
 
 /** Quality flags (telemetry.md §2.2); absent means a good, direct reading. */
 export const QUALITY_FLAGS = ['estimated', 'clipped', 'stale', 'sensor_fault', 'calibrating', 'substituted'] as const;
@@ -28,10 +27,8 @@ export type QualityFlag = (typeof QUALITY_FLAGS)[number];
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-export const StreamName = z
-  .string()
-  .max(MAX_STREAM_NAME_LENGTH)
-  .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'bad stream name');
+/** Stream names follow the manifest's telemetry stream names: lowercase dotted words (`soil.moisture`). */
+export const StreamName = z.string().max(MAX_TOOL_NAME_LENGTH).regex(TOOL_NAME_PATTERN, 'bad stream name');
 
 export const TelemetryValue = z.union([
   z.number(),
@@ -158,4 +155,21 @@ export function verifyTelemetryUnit(unit: TelemetryUnit, expectedDevice?: string
     ok = false; // an unparseable key or signature cannot verify
   }
   if (!ok) throw new ProtocolError('TELEMETRY_BAD_SIGNATURE', 'unit signature does not verify');
+}
+
+/**
+ * True when `value` has the type the device's manifest declares for its stream (`StreamSpec.type`): receivers
+ * check this after verifying the unit, since the unit itself does not carry the manifest.
+ */
+export function valueFitsStream(value: TelemetryValue, type: StreamSpec['type']): boolean {
+  switch (type) {
+    case 'number':
+      return typeof value === 'number';
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'string':
+      return typeof value === 'string';
+  }
 }

@@ -191,7 +191,7 @@ export async function signRuntimeToken(claims: RuntimeClaims, key: TokenSigningK
 }
 
 // ---------------------------------------------------------------------------------------------
-// Verification (tokens.md §3.3, §5.2)
+// Verification (tokens.md §3.2, §5.2)
 
 /** A token's structure, read before any key is chosen. Nothing in it is trusted yet. */
 export interface TokenStructure {

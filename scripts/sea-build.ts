@@ -212,8 +212,16 @@ export async function ensureNodeBase(cacheDir: string, arch: Arch, log: (l: stri
   }
 }
 
-/** Bundles cli/sea-entry.ts into one CommonJS file; returns its size. Fails if anything but serialport uses node-gyp-build. */
-export async function bundleCli(root: string, outFile: string, version: string): Promise<number> {
+/**
+ * Bundles cli/sea-entry.ts into one CommonJS file and returns its size; esbuild's warnings go to `log`.
+ * Fails if anything but serialport uses node-gyp-build.
+ */
+export async function bundleCli(
+  root: string,
+  outFile: string,
+  version: string,
+  log: (line: string) => void = () => {},
+): Promise<number> {
   const result = await esbuild({
     entryPoints: [join(root, 'cli/sea-entry.ts')],
     outfile: outFile,
@@ -239,6 +247,9 @@ export async function bundleCli(root: string, outFile: string, version: string):
     },
     banner: { js: 'var __outpost_import_meta_url=require("node:url").pathToFileURL(__filename).href;' },
   });
+  for (const w of result.warnings) {
+    log(`esbuild warning: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}`);
+  }
   const users = Object.entries(result.metafile.inputs)
     .filter(([, input]) => input.imports.some((i) => i.original === 'node-gyp-build'))
     .map(([path]) => path)
@@ -355,7 +366,7 @@ export async function buildBinaries(options: BuildOptions): Promise<BuildResult>
   try {
     const bases = await Promise.all(archs.map((arch) => ensureNodeBase(opts.cacheDir, arch, log)));
     const bundle = join(work, 'outpost.cjs');
-    const bundleBytes = await bundleCli(opts.root, bundle, opts.version);
+    const bundleBytes = await bundleCli(opts.root, bundle, opts.version, log);
     log(`bundled cli/sea-entry.ts: ${formatBytes(bundleBytes)}`);
     const binaries = await Promise.all(archs.map((arch, i) => buildArch(opts, arch, bases[i]!, bundle, work)));
     return { binaries, bundleBytes, elapsedMs: systemClock.monotonicMs() - start };

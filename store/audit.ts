@@ -3,8 +3,10 @@
 // `verify()`; signed checkpoints let a control plane anchor the head. Format: docs/store.md §Audit chain.
 
 import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from '../protocol/bytes.ts';
-import { canonicalBytes, canonicalize, type JsonValue } from '../protocol/canonical-json.ts';
+import { canonicalBytes, canonicalize, type JsonValue, parseJson } from '../protocol/canonical-json.ts';
+import { isOutpostError } from '../protocol/errors.ts';
 import { verifyEd25519 } from '../protocol/signing.ts';
 import type { MigrationSet, StoreDatabase } from './database.ts';
 import { StoreError } from './errors.ts';
@@ -435,4 +437,69 @@ export function createAuditLog(db: StoreDatabase, options: AuditLogOptions): Aud
       }
     },
   };
+}
+
+// Export lines read back from a file: outside bytes, so every field is checked and failures are typed.
+const Field = z.string().regex(FIELD);
+const EntryLine = z.strictObject({
+  type: z.literal('audit-entry'),
+  seq: z.int().positive(),
+  ts: z.int(),
+  kind: Field,
+  actor: Field,
+  subject: Field,
+  decision: Field,
+  reason: Field,
+  details: z.record(z.string(), z.json()),
+  mac: z.string().max(64),
+});
+const CheckpointLine = z.strictObject({
+  type: z.literal('audit-checkpoint'),
+  body: z.strictObject({
+    v: z.literal(1),
+    head_seq: z.int().positive(),
+    head_mac: z.string().max(64),
+    count: z.int().nonnegative(),
+    ts: z.int(),
+    key_id: z.string().max(512),
+  }),
+  signature: z.string().max(128),
+});
+const ExportLine = z.discriminatedUnion('type', [EntryLine, CheckpointLine]);
+/** Longest export line accepted (details are capped at 16 KiB canonical). */
+export const MAX_AUDIT_EXPORT_LINE_BYTES = 64 * 1024;
+
+/**
+ * Parses JSON lines written by `exportJsonLines` (blank lines ignored) for `verifyAuditChain`.
+ * Throws StoreError STORE_BAD_EXPORT naming the line for anything else.
+ */
+export function parseAuditExport(lines: Iterable<string>): { entries: AuditEntry[]; checkpoints: AuditCheckpoint[] } {
+  const entries: AuditEntry[] = [];
+  const checkpoints: AuditCheckpoint[] = [];
+  let lineNo = 0;
+  for (const line of lines) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    const bad = (why: string, cause?: unknown) =>
+      new StoreError('STORE_BAD_EXPORT', `audit export line ${lineNo}: ${why}`, { cause, details: { line: lineNo } });
+    let value: JsonValue;
+    try {
+      value = parseJson(line, MAX_AUDIT_EXPORT_LINE_BYTES);
+    } catch (e) {
+      throw bad(isOutpostError(e) ? e.message : 'not JSON', e);
+    }
+    const parsed = ExportLine.safeParse(value);
+    if (!parsed.success) throw bad(`not an audit line (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    try {
+      if (parsed.data.type === 'audit-entry') {
+        const { type: _type, mac, details, ...rest } = parsed.data;
+        entries.push({ ...rest, details: details as { [key: string]: JsonValue }, mac: fromBase64Url(mac, 'mac') });
+      } else {
+        checkpoints.push({ body: parsed.data.body, signature: fromBase64Url(parsed.data.signature, 'signature') });
+      }
+    } catch (e) {
+      throw bad(isOutpostError(e) ? e.message : 'bad encoding', e);
+    }
+  }
+  return { entries, checkpoints };
 }

@@ -368,7 +368,11 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
   } catch (e) {
     sqlite.close();
     const mapped = toStoreError(e, path, 'open');
-    throw mapped;
+    if (mapped instanceof StoreError) throw mapped;
+    throw new StoreError('STORE_CANTOPEN', `cannot open database file ${path}: ${(e as Error)?.message}`, {
+      cause: e,
+      details: { path },
+    });
   }
 }
 
@@ -386,6 +390,35 @@ function createHandle(
     ? undefined
     : sqlite.prepare('UPDATE store_time SET elapsed_ms = max(elapsed_ms, ?), wall_ms = ? WHERE id = 1');
   let depth = 0;
+  // Transaction control as prepared statements: parsing BEGIN/COMMIT on every call costs more than the
+  // insert itself. One set of savepoint statements per nesting depth.
+  type Control = {
+    begin: Database.Statement;
+    end: Database.Statement;
+    undo: Database.Statement;
+    after?: Database.Statement;
+  };
+  const controls: Control[] = [];
+  const control = (level: number): Control => {
+    let c = controls[level];
+    if (!c) {
+      c =
+        level === 0
+          ? {
+              begin: sqlite.prepare('BEGIN IMMEDIATE'),
+              end: sqlite.prepare('COMMIT'),
+              undo: sqlite.prepare('ROLLBACK'),
+            }
+          : {
+              begin: sqlite.prepare(`SAVEPOINT sp${level}`),
+              end: sqlite.prepare(`RELEASE sp${level}`),
+              undo: sqlite.prepare(`ROLLBACK TO sp${level}`),
+              after: sqlite.prepare(`RELEASE sp${level}`),
+            };
+      controls[level] = c;
+    }
+    return c;
+  };
   const assertOpen = () => {
     if (!sqlite.open) throw new StoreError('STORE_CLOSED', `database ${path} is closed`, { details: { path } });
   };
@@ -393,13 +426,16 @@ function createHandle(
     assertOpen();
     if (readonly) throw new StoreError('STORE_READONLY', `database ${path} is open read-only`, { details: { path } });
     const nested = sqlite.inTransaction;
-    const name = `sp${depth}`;
+    const level = nested ? depth + 1 : 0;
+    let c: Control;
     try {
-      sqlite.exec(nested ? `SAVEPOINT ${name}` : 'BEGIN IMMEDIATE');
+      c = control(level);
+      c.begin.run();
     } catch (e) {
       throw toStoreError(e, path, 'begin');
     }
-    depth++;
+    const outerDepth = depth;
+    depth = level;
     try {
       const result = fn();
       if (result !== null && typeof (result as { then?: unknown })?.then === 'function') {
@@ -411,25 +447,25 @@ function createHandle(
           details: { path },
         });
       }
-      if (nested) sqlite.exec(`RELEASE ${name}`);
-      else {
+      if (!nested) {
         const m = time.mark();
         persistTime!.run(m.elapsedMs, m.wallMs);
-        sqlite.exec('COMMIT');
       }
+      c.end.run();
       return result;
     } catch (e) {
       // SQLite may already have rolled back on SQLITE_FULL / IOERR; roll back only what is still open.
       try {
-        if (nested) {
-          if (sqlite.inTransaction) sqlite.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
-        } else if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+        if (sqlite.inTransaction) {
+          c.undo.run();
+          c.after?.run();
+        }
       } catch (rollbackError) {
         log.error('store.rollback_failed', { path, error: rollbackError as Error });
       }
       throw toStoreError(e, path, 'write');
     } finally {
-      depth--;
+      depth = outerDepth;
     }
   };
   return {

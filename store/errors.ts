@@ -29,6 +29,8 @@ export type StoreErrorCode =
   | 'STORE_ITEM_TOO_LARGE'
   | 'STORE_KEY_MISMATCH'
   | 'STORE_SEQUENCE_EXHAUSTED'
+  // audit
+  | 'STORE_BAD_EXPORT'
   // key and atomic files
   | 'STORE_KEY_INVALID'
   | 'STORE_KEY_PERMISSIONS'
@@ -50,6 +52,11 @@ export class StoreError extends OutpostError<StoreErrorCode> {
 /** True when `e` is a StoreError (optionally with one of `codes`). */
 export function isStoreError(e: unknown, ...codes: StoreErrorCode[]): e is StoreError {
   return e instanceof StoreError && (codes.length === 0 || codes.includes(e.code));
+}
+
+/** A value for an error message that never throws (outside input may be an object with a hostile toString). */
+export function shown(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
 }
 
 interface SqliteLikeError {

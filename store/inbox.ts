@@ -3,7 +3,7 @@
 // bounded per source by a floor: seqs at or below it are refused as `stale` (too old to tell).
 
 import type { MigrationSet, StoreDatabase } from './database.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, shown } from './errors.ts';
 
 export const INBOX_MIGRATIONS: MigrationSet = {
   component: 'inbox',
@@ -96,7 +96,7 @@ export function createInbox(db: StoreDatabase, options: InboxOptions = {}): Inbo
       throw new StoreError('STORE_BAD_ARGUMENT', 'source must be 1–256 printable ASCII characters');
     }
     if (!Number.isSafeInteger(seq) || seq < 0)
-      throw new StoreError('STORE_BAD_ARGUMENT', `seq must be a safe integer ≥ 0, got ${seq}`);
+      throw new StoreError('STORE_BAD_ARGUMENT', `seq must be a safe integer ≥ 0, got ${shown(seq)}`);
   };
 
   const claimInTx = (source: string, seq: number): Admission => {

@@ -5,7 +5,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { concatBytes, utf8 } from '../protocol/bytes.ts';
 import type { MigrationSet, StoreDatabase } from './database.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, shown } from './errors.ts';
 
 export const OUTBOX_MIGRATIONS: MigrationSet = {
   component: 'outbox',
@@ -188,6 +188,7 @@ const KEY_CHECK_PLAINTEXT = utf8('outpost outbox key check v1');
 const TAG_BYTES = 16;
 const NONCE_TAIL_BYTES = 4;
 const NAME = /^[\x21-\x7e]{1,128}$/;
+const APPEND_SWEEP_EVERY_MS = 1000;
 
 function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME.test(value)) {
@@ -198,7 +199,7 @@ function checkName(value: unknown, what: string): string {
 
 function checkCount(value: number, what: string, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be an integer ≥ ${min}, got ${value}`);
+    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be an integer ≥ ${min}, got ${shown(value)}`);
   }
   return value;
 }
@@ -212,26 +213,59 @@ function checkPolicy(p: StreamPolicy, what: string): { priority: number; ttlMs: 
   return { priority, ttlMs: p.ttlMs };
 }
 
-function u64(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
+/** Writes `n` (a safe integer ≥ 0) big-endian into 8 bytes of `out` at `at`. */
+function putU64(out: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
 }
 
 function u16(n: number): Uint8Array {
   return new Uint8Array([n >> 8, n & 0xff]);
 }
 
-/** Associated data of a row: binds its ciphertext to where it sits, so rows cannot be swapped or moved. */
-export function rowAssociatedData(queue: string, stream: string, seq: number, id: number): Uint8Array {
+/** The part of a row's associated data that only depends on its queue and stream. */
+function placeBytes(queue: string, stream: string): Uint8Array {
   const q = utf8(queue);
   const s = utf8(stream);
-  return concatBytes(AAD_LABEL, u64(id), u64(seq), u16(q.length), q, u16(s.length), s);
+  return concatBytes(u16(q.length), q, u16(s.length), s);
 }
 
-function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  const tail = randomBytes(NONCE_TAIL_BYTES);
-  const nonce = concatBytes(u64(id), tail);
+/**
+ * Associated data of a row: label || id (u64) || seq (u64) || u16 len || queue || u16 len || stream.
+ * Binds the ciphertext to where it sits, so rows cannot be swapped or moved.
+ */
+export function rowAssociatedData(
+  queue: string,
+  stream: string,
+  seq: number,
+  id: number,
+  place = placeBytes(queue, stream),
+): Uint8Array {
+  const out = new Uint8Array(AAD_LABEL.length + 16 + place.length);
+  out.set(AAD_LABEL, 0);
+  putU64(out, AAD_LABEL.length, id);
+  putU64(out, AAD_LABEL.length + 8, seq);
+  out.set(place, AAD_LABEL.length + 16);
+  return out;
+}
+
+function nonceFor(id: number, tail: Uint8Array): Uint8Array {
+  const nonce = new Uint8Array(8 + NONCE_TAIL_BYTES);
+  putU64(nonce, 0, id);
+  nonce.set(tail, 8);
+  return nonce;
+}
+
+function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Array, tail: Uint8Array): Uint8Array {
+  const nonce = nonceFor(id, tail);
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: plaintext.length });
   const ct = cipher.update(plaintext);
@@ -242,7 +276,7 @@ function seal(key: Uint8Array, id: number, aad: Uint8Array, plaintext: Uint8Arra
 /** The plaintext, or undefined when the row fails authentication. */
 function open(key: Uint8Array, id: number, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
   if (sealed.length < NONCE_TAIL_BYTES + TAG_BYTES) return undefined;
-  const nonce = concatBytes(u64(id), sealed.subarray(0, NONCE_TAIL_BYTES));
+  const nonce = nonceFor(id, sealed.subarray(0, NONCE_TAIL_BYTES));
   const ct = sealed.subarray(NONCE_TAIL_BYTES, sealed.length - TAG_BYTES);
   try {
     const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
@@ -299,7 +333,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     setNextId: sql.prepare('UPDATE outbox_ids SET next_id = ? WHERE id = 1'),
     stream: sql.prepare('SELECT next_seq AS nextSeq FROM outbox_streams WHERE queue = ? AND stream = ?'),
     insertStream: sql.prepare(
-      'INSERT INTO outbox_streams (queue, stream, next_seq, items, bytes) VALUES (?, ?, 1, 0, 0) ON CONFLICT DO NOTHING',
+      'INSERT INTO outbox_streams (queue, stream, next_seq, items, bytes) VALUES (?, ?, 1, 0, 0)',
     ),
     bumpStream: sql.prepare(
       'UPDATE outbox_streams SET next_seq = ?, items = items + ?, bytes = bytes + ? WHERE queue = ? AND stream = ?',
@@ -342,21 +376,53 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
 
   // The sealing key: HKDF of the caller's key with this queue's random salt, so a recreated file never
   // reuses (key, nonce) pairs of an older one.
-  const key = db.write(() => {
-    const row = q.queueRow.get(queue) as { salt: Uint8Array; keyCheck: Uint8Array } | undefined;
-    const salt = row?.salt ?? randomBytes(16);
-    const k = new Uint8Array(hkdfSync('sha256', options.key, salt, HKDF_INFO, 32));
-    const checkAad = rowAssociatedData(queue, '', 0, 0);
-    if (!row) q.insertQueue.run(queue, salt, seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT));
-    else if (open(k, 0, checkAad, row.keyCheck) === undefined) {
-      throw new StoreError(
-        'STORE_KEY_MISMATCH',
-        `outbox ${queue} in ${db.path} was sealed with a different key (did the identity change?); its items cannot be read. Move the file aside to start empty.`,
-        { details: { path: db.path, queue } },
-      );
+  const checkAad = rowAssociatedData(queue, '', 0, 0);
+  const readQueue = () => q.queueRow.get(queue) as { salt: Uint8Array; keyCheck: Uint8Array } | undefined;
+  // Read first, so that a read-only handle (stats from the CLI) can open an existing queue.
+  let row = db.read(readQueue);
+  if (!row) {
+    row = db.write(() => {
+      const existing = readQueue(); // another process may have created it meanwhile
+      if (existing) return existing;
+      const salt = randomBytes(16);
+      const k = new Uint8Array(hkdfSync('sha256', options.key, salt, HKDF_INFO, 32));
+      const keyCheck = seal(k, 0, checkAad, KEY_CHECK_PLAINTEXT, randomBytes(NONCE_TAIL_BYTES));
+      q.insertQueue.run(queue, salt, keyCheck);
+      return { salt, keyCheck };
+    });
+  }
+  const key = new Uint8Array(hkdfSync('sha256', options.key, row.salt, HKDF_INFO, 32));
+  if (open(key, 0, checkAad, row.keyCheck) === undefined) {
+    throw new StoreError(
+      'STORE_KEY_MISMATCH',
+      `outbox ${queue} in ${db.path} was sealed with a different key (did the identity change?); its items cannot be read. Move the file aside to start empty.`,
+      { details: { path: db.path, queue } },
+    );
+  }
+
+  // Per-stream constant part of the associated data (bounded: streams are few, and capped here anyway).
+  const places = new Map<string, Uint8Array>();
+  const place = (stream: string): Uint8Array => {
+    let p = places.get(stream);
+    if (!p) {
+      if (places.size >= 1024) places.clear();
+      p = placeBytes(queue, stream);
+      places.set(stream, p);
     }
-    return k;
-  });
+    return p;
+  };
+
+  // Nonce tails come from a pool refilled from the CSPRNG: one syscall per 1024 rows instead of per row.
+  let pool = new Uint8Array(0);
+  let poolAt = 0;
+  const nonceTail = (): Uint8Array => {
+    if (poolAt + NONCE_TAIL_BYTES > pool.length) {
+      pool = new Uint8Array(randomBytes(NONCE_TAIL_BYTES * 1024));
+      poolAt = 0;
+    }
+    poolAt += NONCE_TAIL_BYTES;
+    return pool.subarray(poolAt - NONCE_TAIL_BYTES, poolAt);
+  };
 
   // Leases live in memory: a crashed sender's leases die with it and its items are free again at restart.
   const leasedBy = new Map<number, number>(); // row id → lease id
@@ -405,6 +471,15 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     const aged = q.deleteAged.all(queue, now - maxAgeMs) as Dropped[];
     account(aged, 'max_age', drops);
     return expired.length + aged.length;
+  };
+
+  // Appends sweep at most once per second of store time (lease always sweeps, so nothing expired is
+  // ever handed out); the sweep on append only frees space a little earlier.
+  let lastAppendSweep = Number.NEGATIVE_INFINITY;
+  const sweepOnAppend = (now: number, drops: DropCount[]) => {
+    if (now - lastAppendSweep < APPEND_SWEEP_EVERY_MS) return;
+    sweepInTx(now, drops);
+    lastAppendSweep = now;
   };
 
   const needsSweep = (now: number): boolean => {
@@ -475,8 +550,11 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     for (const item of items) {
       let s = streamState.get(item.stream);
       if (!s) {
-        q.insertStream.run(queue, item.stream);
-        const row = q.stream.get(queue, item.stream) as { nextSeq: number };
+        let row = q.stream.get(queue, item.stream) as { nextSeq: number } | undefined;
+        if (!row) {
+          q.insertStream.run(queue, item.stream);
+          row = { nextSeq: 1 };
+        }
         s = { nextSeq: row.nextSeq, items: 0, bytes: 0 };
         streamState.set(item.stream, s);
       }
@@ -487,7 +565,13 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
       checkSize(payload.length, item.stream);
       const policy = policies.get(item.stream) ?? defaultPolicy;
       const id = nextId++;
-      const sealed = seal(key, id, rowAssociatedData(queue, item.stream, seq, id), payload);
+      const sealed = seal(
+        key,
+        id,
+        rowAssociatedData(queue, item.stream, seq, id, place(item.stream)),
+        payload,
+        nonceTail(),
+      );
       const expires = policy.ttlMs === undefined ? null : now + policy.ttlMs;
       q.insertItem.run(id, queue, item.stream, seq, policy.priority, now, wall, expires, payload.length, sealed);
       s.items++;
@@ -505,7 +589,7 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
     const drops: DropCount[] = [];
     const out = db.write(() => {
       const now = db.time.nowMs();
-      sweepInTx(now, drops);
+      sweepOnAppend(now, drops);
       return insertInTx(items, now, Math.floor(db.clock.nowMs()), drops);
     });
     notify(drops);
@@ -535,7 +619,29 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
         db.write(() => {
           const now = db.time.nowMs();
           const wall = Math.floor(db.clock.nowMs());
-          sweepInTx(now, drops);
+          sweepOnAppend(now, drops);
+          // Fast path: the whole batch in one savepoint. Only if some call fails are the calls replayed
+          // one savepoint each, so that the failing call fails alone.
+          const swept = drops.length;
+          try {
+            const all = db.write(() =>
+              insertInTx(
+                batch.flatMap((entry) => entry.items),
+                now,
+                wall,
+                drops,
+              ),
+            );
+            let at = 0;
+            batch.forEach((entry, i) => {
+              results[i] = all.slice(at, at + entry.items.length);
+              at += entry.items.length;
+            });
+            return;
+          } catch (e) {
+            if (!db.sqlite.inTransaction) throw e;
+            drops.length = swept; // the savepoint rolled back whatever the batch dropped
+          }
           batch.forEach((entry, i) => {
             const mark = drops.length;
             try {
@@ -626,7 +732,12 @@ export function createOutbox(db: StoreDatabase, options: OutboxOptions): Outbox 
       const items: OutboxItem[] = [];
       const bad: Dropped[] = [];
       for (const row of picked) {
-        const payload = open(key, row.id, rowAssociatedData(queue, row.stream, row.seq, row.id), row.sealed);
+        const payload = open(
+          key,
+          row.id,
+          rowAssociatedData(queue, row.stream, row.seq, row.id, place(row.stream)),
+          row.sealed,
+        );
         if (payload === undefined) {
           bad.push(row);
           continue;

@@ -3,7 +3,7 @@
 // LoRa AEAD nonces derive from these, so a repeat would be catastrophic; a crash only leaves a gap.
 
 import type { MigrationSet, StoreDatabase } from './database.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, shown } from './errors.ts';
 
 export const SEQUENCE_MIGRATIONS: MigrationSet = {
   component: 'sequence',
@@ -46,7 +46,7 @@ const NAME = /^[\x21-\x7e]{1,128}$/;
 
 function positiveInt(value: number, what: string): number {
   if (!Number.isSafeInteger(value) || value < 1) {
-    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be a positive safe integer, got ${value}`);
+    throw new StoreError('STORE_BAD_ARGUMENT', `${what} must be a positive safe integer, got ${shown(value)}`);
   }
   return value;
 }

@@ -2,7 +2,7 @@
 // link (or the airtime law) allows. The arithmetic is pure; `createTokenBucket` reads a Clock's monotonic time.
 
 import type { Clock } from '../protocol/clock.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, shown } from './errors.ts';
 
 export interface TokenBucketConfig {
   /** Tokens added per second (items or bytes, as the caller counts). */
@@ -53,7 +53,9 @@ export function take(
   n: number,
   nowMs: number,
 ): { state: TokenBucketState; ok: boolean; waitMs: number } {
-  if (!(n >= 0) || !Number.isFinite(n)) throw new StoreError('STORE_BAD_ARGUMENT', `cannot take ${n} tokens`);
+  if (typeof n !== 'number' || !(n >= 0) || !Number.isFinite(n)) {
+    throw new StoreError('STORE_BAD_ARGUMENT', `cannot take ${shown(n)} tokens`);
+  }
   const s = refill(state, config, nowMs);
   if (s.tokens >= n) return { state: { tokens: s.tokens - n, atMs: s.atMs }, ok: true, waitMs: 0 };
   const waitMs = n > config.burst ? Number.POSITIVE_INFINITY : Math.ceil(((n - s.tokens) * 1000) / config.ratePerSec);

@@ -20,6 +20,7 @@ import {
   verifyEd25519,
   verifyHybrid,
 } from '../../protocol/signing.ts';
+import { type MigrationSet, openDatabase } from '../../store/database.ts';
 import { buildInfo } from '../build-info.ts';
 import { type Command, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
@@ -60,26 +61,38 @@ export interface SelftestDeps {
 
 const SQLITE_ROWS = 100;
 
+/** The self-test's own table, migrated by the store like any component's. */
+const SELFTEST_MIGRATIONS: MigrationSet = {
+  component: 'selftest',
+  migrations: [
+    { version: 1, name: 'rows', up: 'CREATE TABLE selftest_rows (id INTEGER PRIMARY KEY, v BLOB NOT NULL) STRICT' },
+  ],
+};
+
 async function checkSqlite(deps: SelftestDeps): Promise<string> {
   const dir = mkdtempSync(join(deps.tmpDir, 'outpost-selftest-'));
   try {
-    const { default: Database } = await import('better-sqlite3');
-    const nativeBinding = deps.loader.load('better-sqlite3') as unknown as string; // @types lag: objects are allowed
-    const db = new Database(join(dir, 'selftest.db'), { nativeBinding });
+    // The store's own open path: WAL, synchronous=FULL, integrity check, migrations.
+    const db = openDatabase(join(dir, 'selftest.db'), {
+      migrations: [SELFTEST_MIGRATIONS],
+      nativeBinding: deps.loader.load('better-sqlite3'),
+      clock: deps.clock,
+    });
     try {
-      const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
-      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)');
-      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+      const insert = db.sqlite.prepare('INSERT INTO selftest_rows (v) VALUES (?)');
       const rows = Array.from({ length: SQLITE_ROWS }, () => randomBytes(32));
-      db.transaction(() => {
+      db.write(() => {
         for (const r of rows) insert.run(r);
-      })();
-      const back = db.prepare('SELECT v FROM t ORDER BY id').all() as Array<{ v: Buffer }>;
+      });
+      const back = db.read(
+        () => db.sqlite.prepare('SELECT v FROM selftest_rows ORDER BY id').all() as Array<{ v: Buffer }>,
+      );
       if (back.length !== rows.length || back.some((r, i) => !r.v.equals(rows[i]!))) {
         throw new Error(`read back ${back.length} rows that differ from the ${rows.length} written`);
       }
-      const version = (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
-      return `SQLite ${version}, journal ${mode}: ${SQLITE_ROWS} rows written and read back`;
+      const version = db.read(() => (db.sqlite.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v);
+      const mode = db.sqlite.pragma('journal_mode', { simple: true }) as string;
+      return `SQLite ${version}, journal ${mode}, ${db.integrityCheck} integrity check: ${SQLITE_ROWS} rows written and read back`;
     } finally {
       db.close();
     }

@@ -13,7 +13,13 @@ export interface AirReception {
 
 export type TransmitResult =
   | { readonly ok: true; readonly airtimeMs: number }
-  | { readonly ok: false; readonly reason: 'duty-cycle' | 'dwell-time' | 'detached'; readonly retryAfterMs?: number };
+  | {
+      readonly ok: false;
+      /** `out-of-band`: the channel is outside the region's band plan (duty-cycle.ts). */
+      readonly reason: 'duty-cycle' | 'dwell-time' | 'out-of-band' | 'detached';
+      /** Air-time ms until the same frame would be allowed; absent when it never will be. */
+      readonly retryAfterMs?: number;
+    };
 
 /** One emulated radio's attachment to the air. */
 export interface AirPort {

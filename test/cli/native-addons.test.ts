@@ -2,7 +2,7 @@
 // SEA assets to a content-hashed directory, loaded with process.dlopen exactly as inside the binary.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -143,6 +143,31 @@ describe('createNativeAddonLoader (as inside the binary)', () => {
       () => loader.load('serialport'),
       (e: unknown) =>
         e instanceof NativeAddonError && e.code === 'NATIVE_CACHE_UNWRITABLE' && /OUTPOST_NATIVE_CACHE/.test(e.message),
+    );
+  });
+
+  it('refuses a cache directory others can write (NATIVE_CACHE_UNSAFE)', () => {
+    const cache = join(scratch, 'shared');
+    mkdirSync(cache, { mode: 0o777 });
+    chmodSync(cache, 0o777);
+    const loader = createNativeAddonLoader({
+      env: { OUTPOST_NATIVE_CACHE: cache },
+      assets: realAssets(),
+      readMountInfo: noMounts,
+    });
+    assert.throws(
+      () => loader.load('better-sqlite3'),
+      (e: unknown) => e instanceof NativeAddonError && e.code === 'NATIVE_CACHE_UNSAFE' && e.message.includes(cache),
+    );
+    const foreign = createNativeAddonLoader({
+      env: { OUTPOST_NATIVE_CACHE: join(scratch, 'foreign') },
+      assets: realAssets(),
+      uid: 4242,
+      readMountInfo: noMounts,
+    });
+    assert.throws(
+      () => foreign.load('serialport'),
+      (e: unknown) => e instanceof NativeAddonError && e.code === 'NATIVE_CACHE_UNSAFE',
     );
   });
 

@@ -78,3 +78,12 @@ describe('selfSignedLoopbackCert', () => {
     );
   });
 });
+
+describe('selfSignedLoopbackCert serial numbers', () => {
+  it('are positive, minimal DER integers of 16 bytes (parses every time)', () => {
+    for (let i = 0; i < 300; i++) {
+      const x = new X509Certificate(selfSignedLoopbackCert(Date.now()).certPem);
+      assert.match(x.serialNumber, /^[4-7][0-9A-F]{31}$/);
+    }
+  });
+});

@@ -15,7 +15,7 @@ import {
 } from '../../protocol/bytes.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 interface Encodings {
   base64url: { bytesHex: string; text: string }[];
@@ -23,7 +23,7 @@ interface Encodings {
   base58btc: { bytesHex: string; text: string }[];
   base58btcRejects: { name: string; text: string }[];
 }
-const enc = readVectors<Encodings>('canonical-signing', 'encodings.json');
+const enc = vectorJson<Encodings>('canonical-signing', 'encodings.json');
 
 const badEncoding = (e: unknown) => isOutpostError(e, 'BAD_ENCODING');
 
@@ -41,7 +41,7 @@ describe('byte encodings', () => {
   describe('base64url (RFC 4648 §5, unpadded)', () => {
     for (const v of enc.base64url) {
       it(`${JSON.stringify(v.text)} ⇄ ${v.bytesHex || '(empty)'}`, () => {
-        assert.equal(toBase64Url(hexBytes(v.bytesHex)), v.text);
+        assert.equal(toBase64Url(fromHex(v.bytesHex)), v.text);
         assert.equal(toHex(fromBase64Url(v.text)), v.bytesHex);
       });
     }
@@ -75,7 +75,7 @@ describe('byte encodings', () => {
   describe('base58btc (Bitcoin alphabet)', () => {
     for (const v of enc.base58btc) {
       it(`${JSON.stringify(v.text)} ⇄ ${v.bytesHex || '(empty)'}`, () => {
-        assert.equal(toBase58btc(hexBytes(v.bytesHex)), v.text);
+        assert.equal(toBase58btc(fromHex(v.bytesHex)), v.text);
         assert.equal(toHex(fromBase58btc(v.text)), v.bytesHex);
       });
     }

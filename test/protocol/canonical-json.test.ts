@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { fromUtf8, toHex, utf8 } from '../../protocol/bytes.ts';
+import { fromHex, fromUtf8, toHex, utf8 } from '../../protocol/bytes.ts';
 import { canonicalBytes, canonicalize, MAX_JSON_DEPTH, parseJson } from '../../protocol/canonical-json.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 interface NumberVector {
   name: string;
@@ -25,9 +25,9 @@ interface RejectVector {
   error: string;
 }
 
-const numbers = readVectors<{ vectors: NumberVector[] }>('canonical-signing', 'jcs-numbers.json').vectors;
-const documents = readVectors<{ vectors: DocumentVector[] }>('canonical-signing', 'jcs-documents.json').vectors;
-const rejects = readVectors<{ vectors: RejectVector[] }>('canonical-signing', 'jcs-rejects.json').vectors;
+const numbers = vectorJson<{ vectors: NumberVector[] }>('canonical-signing', 'jcs-numbers.json').vectors;
+const documents = vectorJson<{ vectors: DocumentVector[] }>('canonical-signing', 'jcs-documents.json').vectors;
+const rejects = vectorJson<{ vectors: RejectVector[] }>('canonical-signing', 'jcs-rejects.json').vectors;
 
 const MAX = 1 << 20;
 
@@ -36,7 +36,7 @@ function throwsCode(fn: () => unknown, code: string): void {
 }
 
 function doubleFromBits(hex: string): number {
-  return new DataView(hexBytes(hex).buffer).getFloat64(0, false);
+  return new DataView(fromHex(hex).buffer).getFloat64(0, false);
 }
 
 /**
@@ -100,7 +100,7 @@ describe('RFC 8785 canonical JSON', () => {
   describe('documents', () => {
     for (const v of documents) {
       it(v.name, () => {
-        const value = parseJson(fromUtf8(hexBytes(v.inputHex)), MAX);
+        const value = parseJson(fromUtf8(fromHex(v.inputHex)), MAX);
         assert.equal(toHex(canonicalBytes(value)), v.canonicalHex);
         if (v.valueOrder) {
           // Member order as published: each value appears after the previous one in the canonical text.
@@ -118,7 +118,7 @@ describe('RFC 8785 canonical JSON', () => {
   describe('refused input', () => {
     for (const v of rejects) {
       it(`${v.name} → ${v.error}`, () => {
-        throwsCode(() => canonicalBytes(parseJson(fromUtf8(hexBytes(v.inputHex)), MAX)), v.error);
+        throwsCode(() => canonicalBytes(parseJson(fromUtf8(fromHex(v.inputHex)), MAX)), v.error);
       });
     }
   });
@@ -235,7 +235,7 @@ describe('RFC 8785 canonical JSON', () => {
   });
 
   it('parseJson + canonicalBytes is total on mutated and random text (fuzz)', () => {
-    const seeds = documents.map((d) => JSON.parse(fromUtf8(hexBytes(d.inputHex))) as unknown);
+    const seeds = documents.map((d) => JSON.parse(fromUtf8(fromHex(d.inputHex))) as unknown);
     const r = assertDecoderTotal(jsonTextInputs(seeds), (text) => canonicalBytes(parseJson(text, 64 * 1024)));
     assert.ok(r.accepted > 0 && r.rejected > 0, `accepted ${r.accepted}, rejected ${r.rejected}`);
   });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { toBase58btc, toHex, utf8 } from '../../protocol/bytes.ts';
+import { fromHex, toBase58btc, toHex, utf8 } from '../../protocol/bytes.ts';
 import { didKeyFromEd25519, ed25519FromDidKey, SHORT_ID_BYTES, shortIdOf } from '../../protocol/did-key.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 interface DidVectors {
   vectors: {
@@ -19,12 +19,12 @@ interface DidVectors {
   }[];
   rejects: { name: string; did: string; error: string }[];
 }
-const dv = readVectors<DidVectors>('canonical-signing', 'did-key.json');
+const dv = vectorJson<DidVectors>('canonical-signing', 'did-key.json');
 
 describe('did:key (Ed25519) and radio short ids', () => {
   for (const v of dv.vectors) {
     it(`W3C did:key vector, ${v.name}`, () => {
-      const pub = ed25519KeyPair(hexBytes(v.seedHex)).publicKey;
+      const pub = ed25519KeyPair(fromHex(v.seedHex)).publicKey;
       assert.equal(toHex(pub), v.publicKeyHex);
       assert.equal(toBase58btc(pub), v.publicKeyBase58);
       assert.equal(didKeyFromEd25519(pub), v.did);

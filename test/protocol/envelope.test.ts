@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalize } from '../../protocol/canonical-json.ts';
@@ -10,6 +8,7 @@ import {
   decodeEnvelope,
   ENVELOPE_TYPES,
   type Envelope,
+  type EnvelopeOf,
   encodeEnvelope,
   newMessageId,
   signEnvelope,
@@ -17,39 +16,39 @@ import {
   verifyEnvelope,
   WSS_SUBPROTOCOL,
 } from '../../protocol/envelope.ts';
+import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { seedFromHex, vectorJson, vectorText } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface EnvelopeVector {
+  name: string;
   description: string;
   deviceSeedHex?: string;
-  unsigned: UnsignedEnvelope;
-  wire: string;
+  envelope: UnsignedEnvelope;
+  wireText: string;
 }
 
-const DIR = resolve(import.meta.dirname, '../../docs/protocol/vectors/envelope');
-const names = readdirSync(DIR)
-  .filter((f) => f.endsWith('.json') && f !== 'deny.json')
-  .map((f) => f.slice(0, -'.json'.length));
-const vectors = names.map((name) => {
-  const v = vectorJson<EnvelopeVector>('envelope', `${name}.json`);
-  return { name, ...v, wireText: vectorText('envelope', v.wire) };
-});
+const file = vectorJson<{
+  vectors: EnvelopeVector[];
+  rejects: { name: string; wireText: string; error: string; options?: DecodeEnvelopeOptions }[];
+}>('envelope', 'envelopes.json');
+const vectors = file.vectors;
+const byName = (name: string) => vectors.find((v) => v.name === name)!;
 const deviceSeed = seedFromHex(vectors.find((v) => v.deviceSeedHex)!.deviceSeedHex!);
 const device = didKeyFromEd25519(ed25519KeyPair(deviceSeed).publicKey);
-const tid = vectors[0]!.unsigned.tid;
+const tid = vectors[0]!.envelope.tid;
 
 describe('envelope: vectors', () => {
   it(`the subprotocol is ${WSS_SUBPROTOCOL}`, () => assert.equal(WSS_SUBPROTOCOL, 'aethermesh.v2'));
 
   it('there is a vector for every message type', () => {
-    assert.deepEqual([...new Set(vectors.map((v) => v.unsigned.type))].sort(), [...ENVELOPE_TYPES].sort());
+    assert.deepEqual([...new Set(vectors.map((v) => v.envelope.type))].sort(), [...ENVELOPE_TYPES].sort());
   });
 
   for (const v of vectors) {
     it(`${v.name}: encodes byte for byte and decodes to the same value`, () => {
-      const env = v.deviceSeedHex ? signEnvelope(v.unsigned, seedFromHex(v.deviceSeedHex)) : (v.unsigned as Envelope);
+      const env = v.deviceSeedHex ? signEnvelope(v.envelope, seedFromHex(v.deviceSeedHex)) : (v.envelope as Envelope);
       assert.equal(encodeEnvelope(env), v.wireText);
       const back = decodeEnvelope(v.wireText, { tid });
       assert.deepEqual(back, JSON.parse(v.wireText));
@@ -58,17 +57,14 @@ describe('envelope: vectors', () => {
     });
   }
 
-  const deny = vectorJson<{ cases: { name: string; wire: string; code: string; options?: DecodeEnvelopeOptions }[] }>(
-    'envelope',
-    'deny.json',
-  );
-  for (const c of deny.cases) {
-    it(`refuses ${c.name}: ${c.code}`, () => assert.throws(() => decodeEnvelope(c.wire, c.options), { code: c.code }));
+  for (const c of file.rejects) {
+    it(`refuses ${c.name}: ${c.error}`, () =>
+      assert.throws(() => decodeEnvelope(c.wireText, c.options), { code: c.error }));
   }
 });
 
 describe('envelope: signatures', () => {
-  const hello = vectors.find((v) => v.name === 'hello')!;
+  const hello = byName('hello');
 
   it('the hello signature covers the challenge: a recorded hello does not answer another challenge', () => {
     const replay = JSON.parse(hello.wireText);
@@ -77,7 +73,7 @@ describe('envelope: signatures', () => {
   });
 
   it('every header field is covered: changing seq, ts, dst, tid or id breaks the signature', () => {
-    const base = JSON.parse(vectors.find((v) => v.name === 'pong')!.wireText);
+    const base = JSON.parse(byName('pong').wireText);
     const changes: Record<string, unknown> = {
       seq: base.seq + 1,
       ts: base.ts + 1,
@@ -95,7 +91,7 @@ describe('envelope: signatures', () => {
   });
 
   it('signEnvelope refuses a src other than the signing key', () => {
-    assert.throws(() => signEnvelope(hello.unsigned, seedFromHex('99'.repeat(32))), { code: 'ENVELOPE_WRONG_SOURCE' });
+    assert.throws(() => signEnvelope(hello.envelope, seedFromHex('99'.repeat(32))), { code: 'ENVELOPE_WRONG_SOURCE' });
   });
 
   it('verifyEnvelope enforces the signature rule on in-memory values', () => {
@@ -103,14 +99,30 @@ describe('envelope: signatures', () => {
     verifyEnvelope(signed);
     const { sig: _sig, ...unsigned } = signed;
     assert.throws(() => verifyEnvelope(unsigned as Envelope), { code: 'ENVELOPE_SIGNATURE_REQUIRED' });
-    const ping = decodeEnvelope(vectors.find((v) => v.name === 'ping')!.wireText);
+    const ping = decodeEnvelope(byName('ping').wireText);
     assert.throws(() => verifyEnvelope({ ...ping, sig: signed.sig } as Envelope), {
       code: 'ENVELOPE_UNEXPECTED_SIGNATURE',
     });
   });
 
+  it('encodeEnvelope refuses values JSON cannot carry in free-form members', () => {
+    const call = decodeEnvelope(byName('tool.call').wireText) as EnvelopeOf<'tool.call'>;
+    for (const bad of [{ at: new Date(0) }, { n: Number.NaN }, { f: () => 1 }, { a: [undefined] }]) {
+      assert.throws(() => encodeEnvelope({ ...call, body: { ...call.body, args: bad } }), {
+        code: 'ENVELOPE_MALFORMED',
+      });
+    }
+    const result = decodeEnvelope(byName('tool.result ok').wireText) as EnvelopeOf<'tool.result'>;
+    assert.throws(
+      () => encodeEnvelope({ ...result, body: { ...result.body, result: undefined } } as unknown as Envelope),
+      {
+        code: 'ENVELOPE_MALFORMED',
+      },
+    );
+  });
+
   it('encodeEnvelope refuses what decodeEnvelope would refuse', () => {
-    const ping = decodeEnvelope(vectors.find((v) => v.name === 'ping')!.wireText);
+    const ping = decodeEnvelope(byName('ping').wireText);
     assert.throws(() => encodeEnvelope({ ...ping, extra: 1 } as unknown as Envelope), {
       code: 'ENVELOPE_UNKNOWN_FIELD',
     });
@@ -122,20 +134,39 @@ describe('envelope: signatures', () => {
   });
 });
 
+describe('envelope: manifests', () => {
+  const manifests = vectorJson<{ vectors: { name: string; manifestText: string; hash: string }[] }>(
+    'manifest',
+    'valid.json',
+  );
+  for (const m of manifests.vectors) {
+    it(`manifest.announce accepts the manifest vector "${m.name}" with its manifest.md hash`, () => {
+      const manifest = decodeManifest(m.manifestText);
+      assert.equal(manifestHash(manifest), m.hash);
+      const announce = byName('manifest.announce');
+      const env = signEnvelope(
+        { ...(announce.envelope as UnsignedEnvelope<'manifest.announce'>), body: { manifest, manifestHash: m.hash } },
+        deviceSeed,
+      );
+      assert.deepEqual(decodeEnvelope(encodeEnvelope(env)).body, { manifest, manifestHash: m.hash });
+    });
+  }
+});
+
 describe('envelope: limits', () => {
-  const ping = vectors.find((v) => v.name === 'ping')!.wireText;
+  const ping = byName('ping').wireText;
   it('maxBytes counts UTF-8 bytes', () => {
     const bytes = Buffer.byteLength(ping);
     decodeEnvelope(ping, { maxBytes: bytes });
     assert.throws(() => decodeEnvelope(ping, { maxBytes: bytes - 1 }), { code: 'ENVELOPE_TOO_LARGE' });
-    const err = JSON.parse(vectors.find((v) => v.name === 'error')!.wireText);
+    const err = JSON.parse(byName('error').wireText);
     err.body.message = 'é'.repeat(100);
     const text = JSON.stringify(err);
     assert.throws(() => decodeEnvelope(text, { maxBytes: text.length }), { code: 'ENVELOPE_TOO_LARGE' });
   });
 
   it('a "__proto__" member is refused, not silently dropped', () => {
-    const call = JSON.parse(vectors.find((v) => v.name === 'tool.call')!.wireText);
+    const call = JSON.parse(byName('tool.call').wireText);
     const text = JSON.stringify(call).replace('"args":{', '"args":{"__proto__":{"polluted":true},');
     assert.throws(() => decodeEnvelope(text), { code: 'ENVELOPE_MALFORMED' });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
@@ -180,13 +211,13 @@ describe('envelope: round trip and fuzz', () => {
   it('control-plane envelopes: encode → decode is the identity', () => {
     const body = fc.record({
       callId,
-      tool: fc.stringMatching(/^[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8}){0,2}$/),
+      tool: fc.constantFrom('valve.open', 'pump.start', 'greenhouse.vent.close', 'a.b'),
       args: fc.dictionary(
         fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
         json,
         { maxKeys: 5 },
       ),
-      token: fc.constant(vectorText('tokens', 'runtime-token.jws')),
+      token: fc.constant((byName('token.refresh').envelope.body as { token: string }).token),
       deadlineMs: fc.nat({ max: 2 ** 50 }),
     });
     fc.assert(

@@ -17,7 +17,7 @@ import {
   planUndo,
 } from '../../protocol/manifest.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const example = (name: string): string => readFileSync(resolve(ROOT, 'examples/manifests', name), 'utf8');
@@ -34,8 +34,8 @@ interface InvalidVector {
   error: string;
   issues: { path: string | null; line: number | null; column: number | null }[];
 }
-const valid = readVectors<{ vectors: ValidVector[] }>('manifest', 'valid.json').vectors;
-const invalid = readVectors<{ vectors: InvalidVector[] }>('manifest', 'invalid.json').vectors;
+const valid = vectorJson<{ vectors: ValidVector[] }>('manifest', 'valid.json').vectors;
+const invalid = vectorJson<{ vectors: InvalidVector[] }>('manifest', 'invalid.json').vectors;
 
 const greenhouse = (): Record<string, unknown> & CapabilityManifest => JSON.parse(example('greenhouse.json'));
 // biome-ignore lint/suspicious/noExplicitAny: the table below pokes at arbitrary members of a manifest
@@ -278,6 +278,12 @@ describe('CapabilityManifest', () => {
       });
     }
 
+    it('accepts an event stream (no samplePeriodMs) and a unitless stream', () => {
+      const m = greenhouse() as Mutable;
+      m.streams.push({ name: 'door.events', type: 'string', ttlMs: 60_000, priority: 6 });
+      assert.equal(decodeManifest(m).streams?.at(-1)?.name, 'door.events');
+    });
+
     it(`refuses more than ${MAX_TOOLS} tools`, () => {
       const m = greenhouse() as Mutable;
       m.tools = Array.from({ length: MAX_TOOLS + 1 }, (_, i) => ({ ...m.tools[4], name: `t.n${i}` }));
@@ -297,6 +303,30 @@ describe('CapabilityManifest', () => {
       for (const v of [null, [], 42, {}, undefined])
         assert.equal(issuesOf(() => decodeManifest(v)).code, 'MANIFEST_INVALID');
       assert.equal(issuesOf(() => decodeManifest('not json')).code, 'JSON_MALFORMED');
+    });
+
+    it('refuses lone surrogates, which could not be hashed', () => {
+      const text = example('minimal.json').replace('free disk space.', 'free disk space \\ud800.');
+      refusedAt(text, '/tools/0/description', /surrogate/);
+      const m = greenhouse() as Mutable;
+      m.device.labels['\udc00'] = 'x';
+      refusedAt(m, '/device/labels/\udc00', /surrogate/);
+    });
+
+    it('bounds a manifest given as a value like one given as text', () => {
+      const m = greenhouse() as Mutable;
+      const desc = 'x'.repeat(1000);
+      m.tools = Array.from({ length: 120 }, (_, i) => ({
+        ...m.tools[4],
+        name: `t.n${i}`,
+        description: desc,
+        title: 't'.repeat(64),
+      }));
+      for (const t of m.tools) t.inputSchema = { type: 'object', additionalProperties: false, description: desc };
+      assert.throws(
+        () => decodeManifest(m),
+        (e) => isOutpostError(e, 'JSON_TOO_LARGE'),
+      );
     });
 
     it('refuses an own "__proto__" member anywhere, instead of dropping it', () => {
@@ -440,8 +470,12 @@ describe('CapabilityManifest', () => {
     const seeds = [JSON.parse(example('greenhouse.json')), JSON.parse(example('minimal.json'))];
     const r = assertDecoderTotal(jsonTextInputs(seeds), (text) => {
       const m = decodeManifest(text);
-      // Whatever decodes re-decodes from its own canonical form to the same hash.
-      assert.equal(manifestHash(decodeManifest(canonicalize(m))), manifestHash(m));
+      // Whatever decodes can be hashed, and re-decodes from its own canonical form to the same hash.
+      try {
+        assert.equal(manifestHash(decodeManifest(canonicalize(m))), manifestHash(m));
+      } catch (e) {
+        throw new Error(`an accepted manifest failed to hash or re-decode: ${(e as Error).message}`);
+      }
     });
     assert.ok(r.accepted > 0 && r.rejected > 0, `accepted ${r.accepted}, rejected ${r.rejected}`);
   });

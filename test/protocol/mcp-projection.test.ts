@@ -18,7 +18,7 @@ import {
   projectTool,
 } from '../../protocol/mcp-projection.ts';
 import { assertDecoderTotal } from '../support/fuzz.ts';
-import { readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -32,14 +32,14 @@ interface Names {
   rejects: { name: string; mcpName: string; error: string }[];
 }
 
-const names = readVectors<Names>('mcp-projection', 'names.json');
+const names = vectorJson<Names>('mcp-projection', 'names.json');
 const label = fc.stringMatching(DEVICE_LABEL);
 const toolName = fc.stringMatching(DOTTED_NAME).filter((n) => n.length <= 64);
 
 describe('MCP projection', () => {
   for (const file of ['greenhouse.json', 'minimal.json']) {
     describe(`golden: ${file}`, () => {
-      const golden = readVectors<Golden>('mcp-projection', file);
+      const golden = vectorJson<Golden>('mcp-projection', file);
       const manifest = decodeManifest(readFileSync(resolve(ROOT, golden.manifest), 'utf8'));
       const projected = projectManifest(manifest, golden.namePrefix === null ? {} : { namePrefix: golden.namePrefix });
 

@@ -22,29 +22,41 @@ import {
   verifyQuorum,
 } from '../../protocol/quorum.ts';
 import { assertDecoderTotal, byteInputs, jsonTextInputs } from '../support/fuzz.ts';
-import { seedFromHex, vectorBytes, vectorJson } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface QuorumCase {
   name: string;
   tool: string;
   args: unknown;
+  safetyClass: 'physical_actuation';
   requiredK: number;
   request: ApprovalRequest;
-  requestCanonical: string;
+  requestCanonicalText: string;
   approvals: QuorumToken['approvals'];
-  tokenText: string;
+  tokenHex: string;
+  tokenBase64url: string;
   tokenBytes: number;
-  token: string;
 }
 const v = vectorJson<{
   approvers: { id: string; ed25519SeedHex: string }[];
   policy: QuorumPolicy;
   verifyAtMs: number;
-  cases: QuorumCase[];
-}>('quorum', 'quorum.json');
+  vectors: QuorumCase[];
+  rejects: {
+    name: string;
+    tokenHex: string;
+    tool?: string;
+    args?: unknown;
+    device?: string;
+    verifyAtMs?: number;
+    error: string;
+  }[];
+}>('quorum', 'quorum-tokens.json');
 const seeds = new Map(v.approvers.map((a) => [a.id, seedFromHex(a.ed25519SeedHex)]));
-const k2 = v.cases.find((c) => c.name === 'k2')!;
-const k3 = v.cases.find((c) => c.name === 'k3')!;
+const k2 = v.vectors.find((c) => c.requiredK === 2)!;
+const k3 = v.vectors.find((c) => c.requiredK === 3)!;
+const hexBytes = (hex: string) => new Uint8Array(Buffer.from(hex, 'hex'));
+const bytesOf = (c: QuorumCase) => hexBytes(c.tokenHex);
 
 function opts(c: QuorumCase, o: Partial<VerifyQuorumOptions> = {}): VerifyQuorumOptions {
   return {
@@ -63,9 +75,9 @@ function tokenOf(request: ApprovalRequest, signers: string[]): QuorumToken {
 }
 
 describe('quorum: vectors', () => {
-  for (const c of v.cases) {
+  for (const c of v.vectors) {
     it(`${c.name}: signs, encodes and decodes byte for byte (${c.tokenBytes} bytes)`, () => {
-      assert.equal(canonicalize(c.request), c.requestCanonical);
+      assert.equal(canonicalize(c.request), c.requestCanonicalText);
       assert.equal(c.request.argsHash, argsHash(c.args));
       const token = tokenOf(
         c.request,
@@ -73,20 +85,16 @@ describe('quorum: vectors', () => {
       );
       assert.deepEqual(token.approvals, c.approvals);
       const bytes = encodeQuorumToken(token);
-      assert.deepEqual(bytes, vectorBytes('quorum', c.token));
+      assert.deepEqual(bytes, bytesOf(c));
       assert.equal(bytes.length, c.tokenBytes);
-      assert.equal(quorumTokenToText(token), c.tokenText);
+      assert.equal(quorumTokenToText(token), c.tokenBase64url);
       assert.deepEqual(decodeQuorumToken(bytes), token);
-      assert.deepEqual(quorumTokenFromText(c.tokenText), token);
+      assert.deepEqual(quorumTokenFromText(c.tokenBase64url), token);
     });
 
     it(`${c.name}: verifies offline and returns the nonce`, () => {
       assert.equal(requiredApprovals(v.policy, c.tool, 'physical_actuation'), c.requiredK);
-      for (const form of [
-        vectorBytes('quorum', c.token),
-        c.tokenText,
-        decodeQuorumToken(vectorBytes('quorum', c.token)),
-      ]) {
+      for (const form of [bytesOf(c), c.tokenBase64url, decodeQuorumToken(bytesOf(c))]) {
         const r = verifyQuorum(form, opts(c));
         assert.equal(r.nonce, c.request.nonce);
         assert.equal(r.requestId, c.request.requestId);
@@ -100,11 +108,30 @@ describe('quorum: vectors', () => {
   }
 
   it('argument order does not matter, argument values do', () => {
-    verifyQuorum(k2.tokenText, opts(k2, { args: { durationS: 30, position: 'open' } }));
-    assert.throws(() => verifyQuorum(k2.tokenText, opts(k2, { args: { durationS: 31, position: 'open' } })), {
+    verifyQuorum(k2.tokenBase64url, opts(k2, { args: { durationS: 30, position: 'open' } }));
+    assert.throws(() => verifyQuorum(k2.tokenBase64url, opts(k2, { args: { durationS: 31, position: 'open' } })), {
       code: 'QUORUM_ARGS_MISMATCH',
     });
   });
+});
+
+describe('quorum: reject vectors', () => {
+  for (const c of v.rejects) {
+    it(`${c.name}: ${c.error}`, () =>
+      assert.throws(
+        () =>
+          verifyQuorum(
+            hexBytes(c.tokenHex),
+            opts(k2, {
+              ...(c.tool ? { tool: c.tool } : {}),
+              ...(c.args ? { args: c.args } : {}),
+              ...(c.device ? { device: c.device } : {}),
+              ...(c.verifyAtMs ? { clock: new FakeClock(c.verifyAtMs) } : {}),
+            }),
+          ),
+        { code: c.error },
+      ));
+  }
 });
 
 describe('quorum: every rule denies', () => {
@@ -162,26 +189,26 @@ describe('quorum: every rule denies', () => {
     ],
     [
       'other arguments',
-      () => verifyQuorum(k2.tokenText, opts(k2, { args: { position: 'closed', durationS: 30 } })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { args: { position: 'closed', durationS: 30 } })),
       'QUORUM_ARGS_MISMATCH',
     ],
-    ['no arguments', () => verifyQuorum(k2.tokenText, opts(k2, { args: {} })), 'QUORUM_ARGS_MISMATCH'],
+    ['no arguments', () => verifyQuorum(k2.tokenBase64url, opts(k2, { args: {} })), 'QUORUM_ARGS_MISMATCH'],
     [
       'arguments JSON cannot hold',
-      () => verifyQuorum(k2.tokenText, opts(k2, { args: { n: Number.NaN } })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { args: { n: Number.NaN } })),
       'QUORUM_ARGS_MISMATCH',
     ],
     [
       'another device',
-      () => verifyQuorum(k2.tokenText, opts(k2, { device: didKeyFromEd25519(new Uint8Array(32).fill(9)) })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { device: didKeyFromEd25519(new Uint8Array(32).fill(9)) })),
       'QUORUM_WRONG_DEVICE',
     ],
-    ['another tool', () => verifyQuorum(k2.tokenText, opts(k2, { tool: 'valve.close' })), 'QUORUM_WRONG_TOOL'],
+    ['another tool', () => verifyQuorum(k2.tokenBase64url, opts(k2, { tool: 'valve.close' })), 'QUORUM_WRONG_TOOL'],
     [
       'another tenant',
       () =>
         verifyQuorum(
-          k2.tokenText,
+          k2.tokenBase64url,
           opts(k2, {
             tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d',
             policy: { ...v.policy, tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d' },
@@ -192,23 +219,26 @@ describe('quorum: every rule denies', () => {
     [
       'a policy of another tenant',
       () =>
-        verifyQuorum(k2.tokenText, opts(k2, { policy: { ...v.policy, tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d' } })),
+        verifyQuorum(
+          k2.tokenBase64url,
+          opts(k2, { policy: { ...v.policy, tid: '626da41c-ab3d-5933-bf1d-bbf0b043620d' } }),
+        ),
       'QUORUM_WRONG_TENANT',
     ],
     [
       'expired (at expMs exactly)',
-      () => verifyQuorum(k2.tokenText, opts(k2, { clock: new FakeClock(req.expMs) })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { clock: new FakeClock(req.expMs) })),
       'QUORUM_EXPIRED',
     ],
     [
       'expiring too far ahead',
-      () => verifyQuorum(k2.tokenText, opts(k2, { maxTtlMs: req.expMs - v.verifyAtMs - 1 })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { maxTtlMs: req.expMs - v.verifyAtMs - 1 })),
       'QUORUM_EXPIRY_TOO_FAR',
     ],
     [
       'a flipped signature bit',
       () => {
-        const b = vectorBytes('quorum', k2.token);
+        const b = bytesOf(k2);
         b[b.length - 1]! ^= 1;
         return verifyQuorum(b, opts(k2));
       },
@@ -217,7 +247,7 @@ describe('quorum: every rule denies', () => {
     [
       'a flipped nonce bit',
       () => {
-        const b = vectorBytes('quorum', k2.token);
+        const b = bytesOf(k2);
         b[100]! ^= 1; // inside the nonce (offset 97..112)
         return verifyQuorum(b, opts(k2));
       },
@@ -225,7 +255,7 @@ describe('quorum: every rule denies', () => {
     ],
     [
       'an invalid policy',
-      () => verifyQuorum(k2.tokenText, opts(k2, { policy: { ...v.policy, approvers: [] } })),
+      () => verifyQuorum(k2.tokenBase64url, opts(k2, { policy: { ...v.policy, approvers: [] } })),
       'QUORUM_POLICY_INVALID',
     ],
   ];
@@ -234,8 +264,8 @@ describe('quorum: every rule denies', () => {
   }
 
   it('the token is accepted again by verifyQuorum: single use is the caller’s job, keyed by the nonce', () => {
-    const a = verifyQuorum(k2.tokenText, opts(k2));
-    const b = verifyQuorum(k2.tokenText, opts(k2));
+    const a = verifyQuorum(k2.tokenBase64url, opts(k2));
+    const b = verifyQuorum(k2.tokenBase64url, opts(k2));
     assert.equal(a.nonce, b.nonce);
   });
 });
@@ -285,7 +315,14 @@ describe('quorum: round trip and fuzz', () => {
         tid: fc.uuid().map((u) => u.toLowerCase()),
         requestId: b64(16),
         device: fc.uint8Array({ minLength: 32, maxLength: 32 }).map(didKeyFromEd25519),
-        tool: fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}(\.[a-z][a-z0-9_-]{0,20}){0,3}$/),
+        tool: fc
+          .array(
+            fc
+              .tuple(fc.constantFrom(...'abcz'), fc.string({ unit: fc.constantFrom(...'az09_'), maxLength: 12 }))
+              .map(([a, b]) => a + b),
+            { minLength: 2, maxLength: 4 },
+          )
+          .map((segs) => segs.join('.')),
         argsHash: b64(32),
         nonce: b64(16),
         expMs: fc.integer({ min: 1, max: 2 ** 48 - 1 }),
@@ -309,16 +346,13 @@ describe('quorum: round trip and fuzz', () => {
   });
 
   it('decodeQuorumToken is total over mutated vectors and random bytes', () => {
-    const r = assertDecoderTotal(
-      byteInputs([vectorBytes('quorum', k2.token), vectorBytes('quorum', k3.token)], 512),
-      (b) => verifyQuorum(b, opts(k2)),
-    );
+    const r = assertDecoderTotal(byteInputs([bytesOf(k2), bytesOf(k3)], 512), (b) => verifyQuorum(b, opts(k2)));
     assert.ok(r.accepted > 0 && r.rejected > 0);
   });
 
   it('the JSON token form and the text form are total', () => {
-    const value = decodeQuorumToken(vectorBytes('quorum', k2.token));
-    const r = assertDecoderTotal(jsonTextInputs([value, k2.tokenText]), (text) => {
+    const value = decodeQuorumToken(bytesOf(k2));
+    const r = assertDecoderTotal(jsonTextInputs([value, k2.tokenBase64url]), (text) => {
       const parsed: unknown = parseJson(text, 65_536);
       return typeof parsed === 'string'
         ? verifyQuorum(parsed, opts(k2))

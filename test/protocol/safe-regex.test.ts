@@ -94,6 +94,8 @@ describe('safe regular expressions for the pattern keyword', () => {
     ['negative lookbehind', '(?<!a)b', /lookaround/],
     ['nested quantifier', '^(a+)+$', /nested quantifier/],
     ['nested star', '(a*)*', /nested quantifier/],
+    ['an optional element repeated (exponential for backtracking)', '^(a?){20}a{20}$', /nested quantifier/],
+    ['a repeated optional', '(a?)*', /nested quantifier/],
     ['counted inside counted', '(?:a{2}){3}', /nested quantifier/],
     ['quantified group with a quantified group', '(?:(?:ab)+c)*', /nested quantifier/],
     ['repeated alternation', '(a|b)+', /repeated alternation/],

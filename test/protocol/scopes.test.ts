@@ -22,7 +22,7 @@ describe('scopes: grammar', () => {
     `${T}/*/*:call`,
     `${T}/${D1}/valve.open:call`,
     `${T}/${D1}/valve.*:read`,
-    `${T}/*/pump_2.start-now:approve`,
+    `${T}/*/pump_2.start_now:approve`,
     `${T}/*/*:admin`,
   ];
   for (const s of valid) {
@@ -39,6 +39,8 @@ describe('scopes: grammar', () => {
     ['tool inner glob', `${T}/*/*.open:call`],
     ['uppercase tool', `${T}/*/Valve.open:call`],
     ['trailing dot', `${T}/*/valve.:call`],
+    ['one-word tool name (manifest names have two or more)', `${T}/*/valve:call`],
+    ['hyphen in a tool name', `${T}/*/valve.open-now:call`],
     ['four parts', `${T}/*/*/x:call`],
     ['empty', ''],
     ['space', `${T}/*/* :call`],
@@ -47,6 +49,28 @@ describe('scopes: grammar', () => {
   for (const [name, s] of invalid) {
     it(`refuses ${name}`, () => assert.throws(() => parseScope(s), { code: 'SCOPE_MALFORMED' }));
   }
+
+  it('formatScope and parseScope are inverse for every scope the grammar allows', () => {
+    const word = fc
+      .tuple(fc.constantFrom(...'abcxyz'), fc.string({ unit: fc.constantFrom(...'az09_'), maxLength: 8 }))
+      .map(([a, b]) => a + b);
+    const scope = fc.record({
+      tenant: fc.constantFrom(T, OTHER_T),
+      device: fc.constantFrom('*', D1, D2),
+      tool: fc.oneof(
+        fc.constant('*'),
+        fc.array(word, { minLength: 2, maxLength: 4 }).map((w) => w.join('.')),
+        fc.array(word, { minLength: 1, maxLength: 3 }).map((w) => `${w.join('.')}.*`),
+      ),
+      action: fc.constantFrom('call' as const, 'read' as const, 'approve' as const, 'admin' as const),
+    });
+    fc.assert(
+      fc.property(scope, (s) => {
+        assert.deepEqual(parseScope(formatScope(s)), { ...s });
+      }),
+      { numRuns: 1000 },
+    );
+  });
 
   it('parses a claim of single-space-separated scopes and refuses duplicates and double spaces', () => {
     assert.equal(parseScopeClaim(`${T}/*/*:call ${T}/*/*:read`).length, 2);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, sign as rawSign, verify as rawVerify } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { concatBytes, toHex, utf8 } from '../../protocol/bytes.ts';
+import { concatBytes, fromHex, toHex, utf8 } from '../../protocol/bytes.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import {
   ED25519_SIGNATURE_BYTES,
@@ -16,7 +16,7 @@ import {
   verifyEd25519,
   verifyHybrid,
 } from '../../protocol/signing.ts';
-import { hexBytes, readVectors } from '../support/protocol-vectors.ts';
+import { vectorJson } from '../support/protocol-vectors.ts';
 
 interface SigningInputVectors {
   vectors: { name: string; context: string; messageHex: string; signingInputHex: string }[];
@@ -40,9 +40,9 @@ interface HybridVector {
   signatureHex: string;
 }
 
-const siv = readVectors<SigningInputVectors>('canonical-signing', 'signing-input.json');
-const edv = readVectors<{ vectors: Ed25519Vector[] }>('canonical-signing', 'ed25519.json').vectors;
-const hyv = readVectors<{ vectors: HybridVector[] }>('canonical-signing', 'hybrid.json').vectors;
+const siv = vectorJson<SigningInputVectors>('canonical-signing', 'signing-input.json');
+const edv = vectorJson<{ vectors: Ed25519Vector[] }>('canonical-signing', 'ed25519.json').vectors;
+const hyv = vectorJson<{ vectors: HybridVector[] }>('canonical-signing', 'hybrid.json').vectors;
 
 const TEST_CONTEXT = 'outpost/test-vector/v1';
 
@@ -70,7 +70,7 @@ describe('domain-separated signing', () => {
   describe('signingInput', () => {
     for (const v of siv.vectors) {
       it(v.name, () => {
-        const got = signingInput(v.context, hexBytes(v.messageHex));
+        const got = signingInput(v.context, fromHex(v.messageHex));
         assert.equal(toHex(got), v.signingInputHex);
         // The construction, restated: UTF-8(label) || 0x00 || message.
         assert.equal(v.signingInputHex, `${toHex(utf8(v.context))}00${v.messageHex}`);
@@ -108,33 +108,33 @@ describe('domain-separated signing', () => {
   describe('Ed25519', () => {
     for (const v of edv) {
       it(v.name, () => {
-        const seed = hexBytes(v.seedHex);
-        const msg = hexBytes(v.messageHex);
-        const sig = hexBytes(v.signatureHex);
+        const seed = fromHex(v.seedHex);
+        const msg = fromHex(v.messageHex);
+        const sig = fromHex(v.signatureHex);
         assert.equal(toHex(ed25519KeyPair(seed).publicKey), v.publicKeyHex);
         if (v.context === null) {
           // RFC 8032 §7.1 vector, pure Ed25519 over the raw message: checked through node:crypto.
           assert.equal(oracleSign(seed, msg), v.signatureHex);
-          assert.ok(oracleVerify(hexBytes(v.publicKeyHex), msg, sig));
+          assert.ok(oracleVerify(fromHex(v.publicKeyHex), msg, sig));
           // A raw signature is valid as no Outpost signature: there is no label (not even an empty one)
           // whose signing input is the bare message.
           assert.throws(
             () => signingInput('', msg),
             (e) => isOutpostError(e, 'SIG_BAD_CONTEXT'),
           );
-          assert.equal(verifyEd25519(hexBytes(v.publicKeyHex), TEST_CONTEXT, msg, sig), false);
+          assert.equal(verifyEd25519(fromHex(v.publicKeyHex), TEST_CONTEXT, msg, sig), false);
         } else {
           assert.equal(toHex(signEd25519(seed, v.context, msg)), v.signatureHex);
           assert.equal(oracleSign(seed, concatBytes(utf8(v.context), Uint8Array.of(0), msg)), v.signatureHex);
-          assert.ok(verifyEd25519(hexBytes(v.publicKeyHex), v.context, msg, sig));
+          assert.ok(verifyEd25519(fromHex(v.publicKeyHex), v.context, msg, sig));
         }
       });
     }
 
     const v = edv.find((x) => x.context !== null)!;
-    const pub = hexBytes(v.publicKeyHex);
-    const msg = hexBytes(v.messageHex);
-    const sig = hexBytes(v.signatureHex);
+    const pub = fromHex(v.publicKeyHex);
+    const msg = fromHex(v.messageHex);
+    const sig = fromHex(v.signatureHex);
 
     it('fails on another label, a changed message, signature or key', () => {
       assert.equal(verifyEd25519(pub, 'outpost/other/v1', msg, sig), false);
@@ -192,10 +192,10 @@ describe('domain-separated signing', () => {
 
   describe('hybrid Ed25519 + ML-DSA-65', () => {
     const hv = hyv[0]!;
-    const key = hybridKeyPair(hexBytes(hv.ed25519SeedHex), hexBytes(hv.mldsaSeedHex));
-    const msg = hexBytes(hv.messageHex);
-    const sig = hexBytes(hv.signatureHex);
-    const pub = hexBytes(hv.publicKeyHex);
+    const key = hybridKeyPair(fromHex(hv.ed25519SeedHex), fromHex(hv.mldsaSeedHex));
+    const msg = fromHex(hv.messageHex);
+    const sig = fromHex(hv.signatureHex);
+    const pub = fromHex(hv.publicKeyHex);
     const edHalf = sig.subarray(0, ED25519_SIGNATURE_BYTES);
     const mlHalf = sig.subarray(ED25519_SIGNATURE_BYTES);
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalize } from '../../protocol/canonical-json.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
-import { ed25519KeyPair } from '../../protocol/signing.ts';
+import { ed25519KeyPair, signingInput } from '../../protocol/signing.ts';
 import {
   decodeTelemetryUnit,
   encodeTelemetryUnit,
@@ -11,40 +11,53 @@ import {
   parseTelemetryUnit,
   QUALITY_FLAGS,
   signTelemetryUnit,
+  TELEMETRY_UNIT_CONTEXT,
   type TelemetryRecord,
   telemetryUnitSigningBytes,
+  valueFitsStream,
   verifyTelemetryUnit,
 } from '../../protocol/telemetry.ts';
 import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
-import { seedFromHex, vectorJson, vectorText } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
-const v = vectorJson<{
-  deviceSeedHex: string;
-  device: string;
-  records: TelemetryRecord[];
-  signingInput: string;
-  unit: string;
-}>('telemetry', 'unit.json');
+const file = vectorJson<{
+  vectors: {
+    name: string;
+    deviceSeedHex: string;
+    device: string;
+    records: TelemetryRecord[];
+    signingInputHex?: string;
+    unitText: string;
+  }[];
+  rejects: { name: string; unitText: string; error: string }[];
+}>('telemetry', 'units.json');
+const v = file.vectors[0]!;
 const seed = seedFromHex(v.deviceSeedHex);
-const wire = vectorText('telemetry', v.unit);
+const wire = v.unitText;
 
-describe('telemetry: vector', () => {
-  it('signs and encodes the unit byte for byte', () => {
-    const unit = signTelemetryUnit(seed, v.records);
-    assert.equal(unit.device, v.device);
-    assert.equal(encodeTelemetryUnit(unit), wire);
-    assert.equal(
-      `outpost/telemetry-unit/v1\u0000${Buffer.from(telemetryUnitSigningBytes(unit)).toString()}`,
-      v.signingInput.replace('\\u0000', '\u0000'),
-    );
-  });
+describe('telemetry: vectors', () => {
+  for (const c of file.vectors) {
+    it(`${c.name}: signs and encodes byte for byte, decodes and verifies`, () => {
+      const unit = signTelemetryUnit(seedFromHex(c.deviceSeedHex), c.records);
+      assert.equal(unit.device, c.device);
+      assert.equal(encodeTelemetryUnit(unit), c.unitText);
+      if (c.signingInputHex) {
+        assert.deepEqual(
+          signingInput(TELEMETRY_UNIT_CONTEXT, telemetryUnitSigningBytes(unit)),
+          seedFromHex(c.signingInputHex),
+        );
+      }
+      const back = decodeTelemetryUnit(c.unitText);
+      assert.deepEqual(back.records, c.records);
+      verifyTelemetryUnit(back, c.device);
+      assert.equal(encodeTelemetryUnit(back), c.unitText);
+    });
+  }
 
-  it('decodes and verifies the unit', () => {
-    const unit = decodeTelemetryUnit(wire);
-    assert.deepEqual(unit.records, v.records);
-    verifyTelemetryUnit(unit, v.device);
-    assert.equal(encodeTelemetryUnit(unit), wire);
-  });
+  for (const c of file.rejects) {
+    it(`refuses ${c.name}: ${c.error}`, () =>
+      assert.throws(() => verifyTelemetryUnit(decodeTelemetryUnit(c.unitText)), { code: c.error }));
+  }
 });
 
 describe('telemetry: deny', () => {
@@ -152,6 +165,24 @@ describe('telemetry: deny', () => {
   });
 });
 
+describe('telemetry: values against the manifest stream type', () => {
+  const table: [unknown, string, boolean][] = [
+    [0.42, 'number', true],
+    [18, 'number', true],
+    [18, 'integer', true],
+    [18.5, 'integer', false],
+    [2 ** 53, 'integer', false],
+    [true, 'boolean', true],
+    [1, 'boolean', false],
+    ['3D', 'string', true],
+    ['1', 'number', false],
+  ];
+  for (const [value, type, want] of table) {
+    it(`${JSON.stringify(value)} ${want ? 'fits' : 'does not fit'} ${type}`, () =>
+      assert.equal(valueFitsStream(value as never, type as never), want));
+  }
+});
+
 describe('telemetry: round trip and fuzz', () => {
   const segment = fc
     .tuple(fc.constantFrom(...'abcxyz'), fc.string({ unit: fc.constantFrom(...'az09_'), maxLength: 10 }))
@@ -160,7 +191,7 @@ describe('telemetry: round trip and fuzz', () => {
     fc.record(
       {
         seq: fc.constant(seq),
-        stream: fc.array(segment, { minLength: 1, maxLength: 3 }).map((segs) => segs.join('.')),
+        stream: fc.array(segment, { minLength: 2, maxLength: 4 }).map((segs) => segs.join('.')),
         ts: fc.nat({ max: 2 ** 45 }),
         value: fc.oneof(
           fc.double({ noNaN: true, noDefaultInfinity: true }),

@@ -7,18 +7,20 @@ import { type JwkSet, parseJwks, publishedJwk } from '../../protocol/jwks.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { createTokenVerifier, DEFAULT_MIN_REFETCH_INTERVAL_MS } from '../../protocol/token-verifier.ts';
 import { type RuntimeClaims, signRuntimeToken } from '../../protocol/tokens.ts';
-import { seedFromHex, vectorJson, vectorText } from '../support/protocol-vectors.ts';
+import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
-const v = vectorJson<{
-  ed25519SeedHex: string;
-  kid: string;
-  verifyAtMs: number;
-  claims: RuntimeClaims;
+const tokenFile = vectorJson<{
   issuer: string;
   audience: string;
-}>('tokens', 'runtime-token.json');
-const published = parseJwks(vectorText('tokens', 'jwks.published.json'));
-const plainToken = vectorText('tokens', 'runtime-token.jws');
+  verifyAtMs: number;
+  vectors: { kid: string; hybrid: boolean; claims: RuntimeClaims; token: string }[];
+}>('tokens', 'runtime-tokens.json');
+const plainVector = tokenFile.vectors.find((x) => !x.hybrid)!;
+const v = { ...plainVector, issuer: tokenFile.issuer, audience: tokenFile.audience, verifyAtMs: tokenFile.verifyAtMs };
+const published = parseJwks(
+  vectorJson<{ vectors: { jwksText: string }[] }>('tokens', 'jwks.json').vectors[0]!.jwksText,
+);
+const plainToken = plainVector.token;
 
 /** A fake issuer endpoint: serves whatever set it holds, counts fetches, can be made to fail. */
 function issuer(initial: JwkSet) {

@@ -6,13 +6,13 @@ import { FakeClock } from '../../protocol/clock.ts';
 import { ed25519KeyPair, signEd25519 } from '../../protocol/signing.ts';
 import {
   AUDIT_CHECKPOINT_CONTEXT,
-  type AuditCheckpoint,
-  type AuditEntry,
   type AuditEntryInput,
   createAuditLog,
+  parseAuditExport,
   verifyAuditChain,
   verifyAuditCheckpoint,
 } from '../../store/audit.ts';
+import { assertDecoderTotal, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
 import { openAll, tempDir, throwsStore } from './fixtures.ts';
 
 const MAC_KEY = new Uint8Array(32).fill(3);
@@ -203,12 +203,7 @@ describe('audit export', () => {
       parsed.map((p) => (p.type === 'audit-entry' ? `e${p.seq}` : `c${p.body.head_seq}`)),
       ['e1', 'e2', 'e3', 'c3', 'e4', 'e5', 'e6', 'c6', 'e7'],
     );
-    const entries: AuditEntry[] = parsed
-      .filter((p) => p.type === 'audit-entry')
-      .map(({ type: _type, mac, ...e }) => ({ ...e, mac: fromBase64Url(mac) }));
-    const checkpoints: AuditCheckpoint[] = parsed
-      .filter((p) => p.type === 'audit-checkpoint')
-      .map((p) => ({ body: p.body, signature: fromBase64Url(p.signature) }));
+    const { entries, checkpoints } = parseAuditExport(lines);
     assert.deepEqual(verifyAuditChain(entries, checkpoints, { macKey: MAC_KEY, publicKey: identity.publicKey }), {
       ok: true,
       entries: 7,
@@ -229,5 +224,37 @@ describe('audit export', () => {
       if (n % 1000 === 0) audit.head(); // a query between lines must not collide with the export
     }
     assert.equal(n, 2500);
+  });
+});
+
+describe('audit export parsing', () => {
+  it('refuses lines that are not audit lines, naming the line', () => {
+    const e = (lines: string[]) => {
+      try {
+        parseAuditExport(lines);
+      } catch (err) {
+        return err as { code: string; message: string };
+      }
+      return undefined;
+    };
+    assert.equal(e(['', '{"type":"audit-entry"}'])?.code, 'STORE_BAD_EXPORT');
+    assert.match(e(['', '{"type":"audit-entry"}'])!.message, /line 2/);
+    assert.equal(e(['not json'])?.code, 'STORE_BAD_EXPORT');
+    assert.equal(e(['{"type":"audit-checkpoint","body":{},"signature":"x"}'])?.code, 'STORE_BAD_EXPORT');
+    assert.deepEqual(parseAuditExport(['', '  ']), { entries: [], checkpoints: [] });
+  });
+
+  it('parsing and verifying an export never throws untyped, whatever the lines (fuzz)', (t) => {
+    const { audit } = setup(t, 4, 2);
+    const seeds = [...audit.exportJsonLines()].map((l) => JSON.parse(l) as unknown);
+    const result = assertDecoderTotal(
+      jsonTextInputs(seeds),
+      (text) => {
+        const { entries, checkpoints } = parseAuditExport([text]);
+        return verifyAuditChain(entries, checkpoints, { macKey: MAC_KEY, publicKey: identity.publicKey });
+      },
+      { cases: fuzzCases() },
+    );
+    assert.ok(result.accepted > 0 && result.rejected > 0, JSON.stringify(result));
   });
 });

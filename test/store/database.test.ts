@@ -70,6 +70,8 @@ describe('openDatabase', () => {
     assert.equal(db.sqlite.pragma('foreign_keys', { simple: true }), 1);
     assert.equal(db.sqlite.pragma('application_id', { simple: true }), APPLICATION_ID);
     assert.equal(statSync(path).mode & 0o777, 0o600);
+    db.write(() => db.sqlite.prepare('INSERT INTO sequences VALUES (?, ?)').run('x', 1));
+    assert.equal(statSync(`${path}-wal`).mode & 0o777, 0o600, 'the WAL inherits the mode');
     for (const set of ALL_MIGRATIONS) assert.equal(db.schemaVersion(set.component), set.migrations.length);
     assert.equal(db.schemaVersion('nothing'), 0);
     assert.equal(db.integrityCheck, 'full');

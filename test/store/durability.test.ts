@@ -205,16 +205,7 @@ describe('disk full', { concurrency: false }, () => {
   });
 
   it('on a full tmpfs: STORE_DISK_FULL, reads work, writing resumes once space is freed', { timeout: 120_000 }, (t) => {
-    if (
-      !canRun('unshare', [
-        '-r',
-        '-m',
-        'sh',
-        '-c',
-        'mount -t tmpfs -o size=64k tmpfs /mnt 2>/dev/null || mount -t tmpfs -o size=64k tmpfs "$0"',
-        tempDir(t),
-      ])
-    ) {
+    if (!canRun('unshare', ['-r', '-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$0"', tempDir(t)])) {
       t.skip('cannot mount a tmpfs in a user namespace here');
       return;
     }

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { parseJson } from '../../protocol/canonical-json.ts';
 import { FakeClock } from '../../protocol/clock.ts';
 import { createMemoryLogger } from '../../protocol/log.ts';
-import type { StoreDatabase } from '../../store/database.ts';
+import { openDatabase, type StoreDatabase } from '../../store/database.ts';
 import { isStoreError } from '../../store/errors.ts';
-import { createOutbox, type DropCount, type OutboxOptions } from '../../store/outbox.ts';
-import { KEY, openAll, tempDir, throwsStore } from './fixtures.ts';
+import { createOutbox, type DropCount, type OutboxOptions, type SeqRange } from '../../store/outbox.ts';
+import { assertDecoderTotal, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
+import { ALL_MIGRATIONS, KEY, openAll, tempDir, throwsStore } from './fixtures.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -462,6 +464,19 @@ describe('outbox group commit', () => {
   });
 });
 
+describe('outbox read-only', () => {
+  it('reads stats through a read-only handle and refuses to append', (t) => {
+    const { db, outbox, path, clock } = setup(t);
+    outbox.append([{ stream: 's', payload: bytes(5) }]);
+    db.close();
+    const ro = openDatabase(path, { migrations: ALL_MIGRATIONS, readonly: true, clock });
+    t.after(() => ro.close());
+    const view = createOutbox(ro, { key: KEY });
+    assert.equal(view.stats().items, 1);
+    throwsStore(() => view.append([{ stream: 's', payload: bytes(1) }]), 'STORE_READONLY');
+  });
+});
+
 describe('outbox queues', () => {
   it('keeps queues in one file apart: seqs, caps, stats', (t) => {
     const { db } = setup(t);
@@ -477,5 +492,20 @@ describe('outbox queues', () => {
     );
     assert.equal(up.ack([{ stream: 's', from: 1, to: 3 }]).items, 2);
     assert.equal(down.stats().items, 1);
+  });
+});
+
+describe('outbox ack ranges from outside', () => {
+  it('range lists decoded from any JSON are accepted or refused with a typed error (fuzz)', (t) => {
+    const { outbox } = setup(t);
+    outbox.append([1, 2, 3].map(() => ({ stream: 'telemetry', payload: bytes(1) })));
+    outbox.lease(10, 100, 60_000);
+    const seeds = [[{ stream: 'telemetry', from: 1, to: 2 }], [{ stream: 'a', from: 0, to: 0 }], []];
+    const result = assertDecoderTotal(
+      jsonTextInputs(seeds),
+      (text) => outbox.nack(parseJson(text, 1 << 20) as unknown as SeqRange[]),
+      { cases: fuzzCases() },
+    );
+    assert.ok(result.accepted > 0 && result.rejected > 0, JSON.stringify(result));
   });
 });

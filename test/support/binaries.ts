@@ -25,13 +25,14 @@ export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export interface TestBinaries {
   version: string;
   dir: string;
+  /** Paths by arch (only the archs asked for exist). */
   path: Record<Arch, string>;
   /** True when this call built them (false: an earlier run or a parallel test file did). */
   built: boolean;
   buildMs?: number;
 }
 
-async function sourceKey(version: string): Promise<string> {
+async function sourceKey(version: string, archs: readonly Arch[]): Promise<string> {
   const work = await mkdtemp(join(tmpdir(), 'outpost-key-'));
   try {
     const bundle = join(work, 'bundle.cjs');
@@ -39,7 +40,8 @@ async function sourceKey(version: string): Promise<string> {
     const h = createHash('sha256');
     h.update(await readFile(bundle));
     h.update(await readFile(join(REPO_ROOT, 'scripts/sea-build.ts')));
-    for (const arch of ARCHS) {
+    for (const arch of archs) {
+      h.update(arch);
       h.update(NODE_BASE[arch].integrity);
       for (const file of Object.values(nativeAssetPaths(REPO_ROOT, arch))) h.update(await readFile(file));
     }
@@ -89,25 +91,34 @@ function waitForDirOrFreeLock(parent: string, dir: string, lock: string): Promis
   });
 }
 
+/** Keeps the newest builds (other worktrees' runs may be using theirs) and deletes the rest once 10 minutes old. */
 async function pruneOld(parent: string, keep: string): Promise<void> {
-  const hourMs = 3_600_000;
+  const builds: Array<{ path: string; mtimeMs: number }> = [];
   for (const name of await readdir(parent)) {
-    if (name === keep || name.endsWith('.lock')) continue;
-    const p = join(parent, name);
-    const s = await stat(p);
-    // Other worktrees' test runs may still use theirs: only stale ones go.
-    if (systemClock.nowMs() - s.mtimeMs > 6 * hourMs) await rm(p, { recursive: true, force: true });
+    if (name === keep || name.includes('.')) continue; // locks and staging dirs belong to running builds
+    const path = join(parent, name);
+    builds.push({ path, mtimeMs: (await stat(path)).mtimeMs });
+  }
+  builds.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const b of builds.slice(3)) {
+    if (systemClock.nowMs() - b.mtimeMs > 600_000) await rm(b.path, { recursive: true, force: true });
   }
 }
 
-/** Returns linux-x64 and linux-arm64 binaries of the current source, building them if no run has yet. */
-export async function ensureBinaries(): Promise<TestBinaries> {
+/**
+ * Returns binaries of the current source (default: linux-x64 and linux-arm64 at package.json's version),
+ * building them if no run has yet. Tests that need a second release (upgrades) ask for another version.
+ */
+export async function ensureBinaries(
+  options: { version?: string; archs?: readonly Arch[] } = {},
+): Promise<TestBinaries> {
   const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-  const version = pkg.version;
+  const version = options.version ?? pkg.version;
+  const archs = options.archs ?? ARCHS;
   const cacheDir = defaultBuildCacheDir();
   const parent = join(cacheDir, 'test-binaries');
   await mkdir(parent, { recursive: true });
-  const key = await sourceKey(version);
+  const key = await sourceKey(version, archs);
   const dir = join(parent, key);
   const lock = `${dir}.lock`;
   const paths = Object.fromEntries(ARCHS.map((a) => [a, join(dir, `outpost-linux-${a}`)])) as Record<Arch, string>;

@@ -10,7 +10,7 @@ import { EXIT } from '../../../cli/exit.ts';
 import type { CliIo } from '../../../cli/io.ts';
 import { main } from '../../../cli/main.ts';
 import type { McpToolDefinition } from '../../../protocol/mcp-projection.ts';
-import { readVectors } from '../../support/protocol-vectors.ts';
+import { vectorJson } from '../../support/protocol-vectors.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const EXAMPLES = 'examples/manifests';
@@ -49,8 +49,8 @@ async function run(args: string[], cwd = ROOT): Promise<{ code: number; out: str
   return { code, out: c.out(), err: c.err() };
 }
 
-const valid = readVectors<{ vectors: { name: string; hash: string }[] }>('manifest', 'valid.json').vectors;
-const invalid = readVectors<{
+const valid = vectorJson<{ vectors: { name: string; hash: string }[] }>('manifest', 'valid.json').vectors;
+const invalid = vectorJson<{
   vectors: {
     name: string;
     error: string;
@@ -150,7 +150,7 @@ describe('outpost manifest validate', () => {
 });
 
 describe('outpost manifest mcp', () => {
-  const golden = readVectors<{ namePrefix: string | null; tools: McpToolDefinition[] }>(
+  const golden = vectorJson<{ namePrefix: string | null; tools: McpToolDefinition[] }>(
     'mcp-projection',
     'greenhouse.json',
   );
