@@ -138,11 +138,11 @@ export type StreamSource = z.infer<typeof StreamSource>;
 const StreamConfig = z.strictObject({
   name: DottedName,
   description: z.string().min(1).max(256).optional(),
-  /** Unit of the values (UCUM recommended: "Cel", "%", "kPa", "1"). */
-  unit: z.string().min(1).max(16),
+  /** Unit of the values (UCUM recommended: "Cel", "%", "kPa"); omit for unitless values. */
+  unit: z.string().min(1).max(16).optional(),
   type: z.enum(['number', 'integer', 'boolean', 'string']).default('number'),
-  /** Sampling period (for `ingest`: the expected period between pushes). */
-  period_s: z.number().min(0.1).max(86_400).default(60),
+  /** Sampling period; required for sampled streams, optional for `ingest` (without it: an event stream). */
+  period_s: z.number().min(0.1).max(86_400).optional(),
   /** 0 (least important) .. 7 (most important): a full queue drops the lowest priority first. */
   priority: z.number().int().min(0).max(7).default(4),
   /** How long an unsent value stays worth sending; defaults to queue.ttl_s. */
@@ -331,6 +331,9 @@ export const AgentConfig = z
       streamNames.add(s.name);
       if (RESERVED_PREFIXES.some((p) => s.name.startsWith(p))) {
         ctx.addIssue({ code: 'custom', path: ['streams', i, 'name'], message: `"${s.name}" uses a reserved prefix` });
+      }
+      if (s.source.kind !== 'ingest' && s.period_s === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['streams', i], message: 'a sampled stream needs period_s' });
       }
       if (s.source.kind === 'exec' && s.source.output === 'json' && !s.source.field) {
         ctx.addIssue({ code: 'custom', path: ['streams', i, 'source'], message: 'a json source needs `field`' });

@@ -116,14 +116,14 @@ function toolSpecOf(t: AgentConfig['tools'][number], offsetMin: number): ToolSpe
 }
 
 function streamSpecOf(s: StreamConfig, defaultTtlS: number): StreamSpec {
-  const samplePeriodMs = Math.round(s.period_s * 1000);
+  const samplePeriodMs = s.period_s === undefined ? undefined : Math.round(s.period_s * 1000);
   return {
     name: s.name,
     ...(s.description ? { description: s.description } : {}),
-    unit: s.unit,
+    ...(s.unit ? { unit: s.unit } : {}),
     type: s.type,
-    samplePeriodMs,
-    ttlMs: Math.max(samplePeriodMs, (s.ttl_s ?? defaultTtlS) * 1000),
+    ...(samplePeriodMs !== undefined ? { samplePeriodMs } : {}),
+    ttlMs: Math.max(samplePeriodMs ?? 0, (s.ttl_s ?? defaultTtlS) * 1000),
     priority: s.priority,
   };
 }

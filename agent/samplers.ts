@@ -64,7 +64,8 @@ export function createSamplers(options: SamplersOptions): Samplers {
   for (const s of options.streams.values()) {
     const src = s.config.source;
     if (src.kind === 'ingest') continue;
-    const periodMs = s.spec.samplePeriodMs;
+    // The config requires a period for every sampled stream.
+    const periodMs = Math.round(s.config.period_s! * 1000);
     states.set(s.spec.name, {
       stream: s.spec.name,
       kind: src.kind,

@@ -5,12 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalize, type JsonValue } from '../protocol/canonical-json.ts';
 import type { Clock } from '../protocol/clock.ts';
-import { canonicalSha256 } from '../protocol/content-hash.ts';
 import { isOutpostError, OutpostError } from '../protocol/errors.ts';
 import { validateJson } from '../protocol/json-schema.ts';
 import type { Logger } from '../protocol/log.ts';
 import { planUndo } from '../protocol/manifest.ts';
-import { DEFAULT_MAX_QUORUM_TTL_MS, verifyQuorum } from '../protocol/quorum.ts';
+import { argsHash, DEFAULT_MAX_QUORUM_TTL_MS, verifyQuorum } from '../protocol/quorum.ts';
 import type { TokenVerifier } from '../protocol/token-verifier.ts';
 import { DEFAULT_MAX_LIFETIME_S } from '../protocol/tokens.ts';
 import type { AuditEntryInput, AuditLog } from '../store/audit.ts';
@@ -105,8 +104,8 @@ function auditArgs(args: Record<string, unknown>): { [k: string]: JsonValue } {
   try {
     const text = canonicalize(args);
     return Buffer.byteLength(text) <= MAX_AUDITED_ARGS_BYTES
-      ? { args: JSON.parse(text) as JsonValue, args_hash: canonicalSha256(args) }
-      : { args_hash: canonicalSha256(args) };
+      ? { args: JSON.parse(text) as JsonValue, args_hash: argsHash(args) }
+      : { args_hash: argsHash(args) };
   } catch {
     return {}; // arguments JSON cannot hold were refused by the schema check already
   }
