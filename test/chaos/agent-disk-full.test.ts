@@ -64,7 +64,7 @@ describe('agent on a full disk', () => {
     await agent.ready;
     for (let i = 0; i < 20; i++) {
       const vs = Array.from({ length: 10 }, () => value++);
-      (await push(vs)).forEach((s, k) => acked.set(s, vs[k]!));
+      for (const [k, s] of (await push(vs)).entries()) acked.set(s, vs[k]!);
     }
     assert.equal(await agent.stop(), 0);
 
@@ -77,7 +77,7 @@ describe('agent on a full disk', () => {
     for (let i = 0; i < 2_000 && refusal === undefined; i++) {
       const vs = Array.from({ length: 100 }, () => value++);
       try {
-        (await push(vs)).forEach((s, k) => acked.set(s, vs[k]!));
+        for (const [k, s] of (await push(vs)).entries()) acked.set(s, vs[k]!);
       } catch (e) {
         refusal = e;
       }
@@ -112,7 +112,7 @@ describe('agent on a full disk', () => {
     assert.ok(q.by_stream['load.value']!.depth >= 1);
     const v = await api.post<{ ok: boolean }>('/v1/audit/verify', {});
     assert.equal(v.ok, true);
-    (await push([value++])).forEach((s) => acked.set(s, value - 1));
+    for (const s of await push([value++])) acked.set(s, value - 1);
     await agent.stop();
     checkQueuedRecords(join(dir, 'state'), acked);
   });
