@@ -417,5 +417,13 @@ function describeIssue(i: z.core.$ZodIssue): string {
 
 /** JSON Schema of the config file, for editors and docs (generated into docs/agent-config.schema.json). */
 export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(AgentConfig, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;
+  // A registry of our own rather than .meta(), which would write to zod's global registry at import time.
+  const metadata = z.registry<Record<string, unknown>>();
+  metadata.add(AgentConfig, {
+    $id: 'urn:outpost:agent-config:v1',
+    title: 'Outpost device agent configuration (agent.toml)',
+    description:
+      'The TOML file the agent reads (docs/agent.md). Generated from agent/config.ts; cross-field rules (undo tools exist, reserved prefixes, periods of sampled streams) are checked by the agent, not by this schema.',
+  });
+  return z.toJSONSchema(AgentConfig, { io: 'input', target: 'draft-2020-12', metadata }) as Record<string, unknown>;
 }
