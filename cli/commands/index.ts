@@ -1,10 +1,15 @@
 // Every command the `outpost` CLI knows, gathered from one module per area.
 
 import type { Command } from '../command.ts';
+import { agentCommands } from './agent.ts';
+import { devCommands } from './dev.ts';
+import { doctorCommands } from './doctor.ts';
 import { gatewayCommands } from './gateway.ts';
 import { manifestCommands } from './manifest.ts';
+import { mcpCommands } from './mcp.ts';
 import { radioCommands } from './radio.ts';
 import { selftestCommands } from './selftest.ts';
+import { toolsCommands } from './tools.ts';
 import { versionCommands } from './version.ts';
 
 export const commands: readonly Command[] = [
@@ -13,4 +18,9 @@ export const commands: readonly Command[] = [
   ...selftestCommands,
   ...radioCommands,
   ...gatewayCommands,
+  ...agentCommands,
+  ...toolsCommands,
+  ...mcpCommands,
+  ...doctorCommands,
+  ...devCommands,
 ];
