@@ -105,7 +105,27 @@ export type ProtocolErrorCode =
   | 'ENVELOPE_UNEXPECTED_SIGNATURE'
   | 'ENVELOPE_BAD_SIGNATURE'
   | 'ENVELOPE_WRONG_TENANT'
-  | 'ENVELOPE_WRONG_SOURCE';
+  | 'ENVELOPE_WRONG_SOURCE'
+  // LoRa frames (docs/protocol/lora-frames.md §9)
+  | 'LORA_FRAME_TOO_SHORT'
+  | 'LORA_FRAME_TOO_LONG'
+  | 'LORA_BAD_VERSION'
+  | 'LORA_BAD_TYPE'
+  | 'LORA_BAD_FLAGS'
+  | 'LORA_BAD_FRAGMENT'
+  | 'LORA_WRONG_DIRECTION'
+  | 'LORA_SHORT_ID_MISMATCH'
+  | 'LORA_AUTH_FAILED'
+  | 'LORA_REPLAY'
+  | 'LORA_SEQ_TOO_OLD'
+  | 'LORA_SEQ_OUT_OF_RANGE'
+  | 'LORA_MESSAGE_TOO_LARGE'
+  | 'LORA_PAYLOAD_MALFORMED'
+  | 'LORA_NON_CANONICAL'
+  | 'LORA_VALUE_UNSUPPORTED'
+  | 'LORA_KEY_INVALID'
+  | 'LORA_ENROLL_UNKNOWN_TOKEN'
+  | 'LORA_ENROLL_INVALID';
 
 /** A contract was violated by bytes from outside (or by a caller). Never thrown for internal bugs. */
 export class ProtocolError extends OutpostError<ProtocolErrorCode> {
