@@ -2,6 +2,8 @@
 
 import type { Command } from '../command.ts';
 import { agentCommands } from './agent.ts';
+import { approveCommands } from './approve.ts';
+import { controlplaneCommands } from './controlplane.ts';
 import { devCommands } from './dev.ts';
 import { doctorCommands } from './doctor.ts';
 import { manifestCommands } from './manifest.ts';
@@ -19,4 +21,6 @@ export const commands: readonly Command[] = [
   ...mcpCommands,
   ...doctorCommands,
   ...devCommands,
+  ...controlplaneCommands,
+  ...approveCommands,
 ];

@@ -2,44 +2,18 @@
 // when group- or world-readable), or systemd credentials of the same names: the identity key, the MAC secret, the
 // LoRa X25519 key and one file per token signing key (two for hybrid keys).
 
-import { createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8 } from '../../protocol/bytes.ts';
 import { ed25519Thumbprint } from '../../protocol/jwks.ts';
+import { x25519KeyPair, x25519SharedSecret } from '../../protocol/lora-keys.ts';
 import { ed25519KeyPair, hybridKeyPair, signEd25519 } from '../../protocol/signing.ts';
 import { signRuntimeToken, type TokenSigningKey } from '../../protocol/tokens.ts';
 import { writeFileAtomic } from '../../store/atomic-file.ts';
 import { loadKey, loadOrCreateKeyFile } from '../../store/key-file.ts';
 import { ControlPlaneError } from '../errors.ts';
 import type { KeyVault } from '../ports.ts';
-
-const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-
-function x25519PrivateKey(seed: Uint8Array) {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, seed]), format: 'der', type: 'pkcs8' });
-}
-
-function x25519Public(seed: Uint8Array): Uint8Array {
-  const spki = createPublicKey(x25519PrivateKey(seed)).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(spki.subarray(spki.length - 32));
-}
-
-/** X25519(private, public); undefined for keys that give no usable secret (low order, malformed). */
-export function x25519Shared(seed: Uint8Array, peer: Uint8Array): Uint8Array | undefined {
-  if (peer.length !== 32) return undefined;
-  try {
-    const publicKey = createPublicKey({
-      key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), peer]),
-      format: 'der',
-      type: 'spki',
-    });
-    const shared = new Uint8Array(diffieHellman({ privateKey: x25519PrivateKey(seed), publicKey }));
-    return shared.some((b) => b !== 0) ? shared : undefined;
-  } catch {
-    return undefined; // OpenSSL refuses some low-order points outright
-  }
-}
 
 export interface FileKeyVaultOptions {
   /** `<state>/keys`. */
@@ -127,8 +101,15 @@ export function openFileKeyVault(options: FileKeyVaultOptions): FileKeyVault {
           .digest(),
       ),
     lora: {
-      publicKey: x25519Public(loraSeed),
-      isAcceptablePeer: (publicKey) => x25519Shared(loraSeed, publicKey) !== undefined,
+      publicKey: x25519KeyPair(loraSeed).publicKey,
+      isAcceptablePeer: (publicKey) => {
+        try {
+          x25519SharedSecret(loraSeed, publicKey);
+          return true;
+        } catch {
+          return false; // low order or malformed: no usable session key
+        }
+      },
     },
   };
 }
