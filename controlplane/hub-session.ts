@@ -39,7 +39,8 @@ export interface Connection {
 
 /** The host feeds a connection's events here. */
 export interface HubConnection {
-  onText(text: string): void;
+  /** Queues a text frame; resolves when it has been processed (hosts may ignore the promise). */
+  onText(text: string): Promise<void>;
   /** Binary frames are a protocol violation (envelope.md §2): the connection closes with 1003. */
   onBinary(): void;
   /** The transport closed (either side). */
@@ -118,6 +119,8 @@ export function acceptHubConnection(
   let expectedSeq = 0;
   const relayedSeq = new Map<string, number>();
   let device = '';
+  /** The src of a decoded envelope before the handshake completed: where refusals are addressed. */
+  let peerHint = '';
   let role: MachineRole = 'device';
   let runningHash = '';
   let tokenExpMs = 0;
@@ -140,13 +143,12 @@ export function acceptHubConnection(
   let queued = 0;
   const timers: (() => void)[] = [];
 
-  function dst(): string {
-    return phase === 'challenge' ? '*' : device;
-  }
-
-  /** Sends one control-plane envelope; returns its id ('' when the session is closed). */
+  /** Sends one control-plane envelope; returns its id ('' when it could not be sent). */
   function sendEnvelope<T extends EnvelopeType>(type: T, body: BodyOf<T>): string {
     if (phase === 'closed') return '';
+    const to = type === 'hello.challenge' ? '*' : device || peerHint;
+    // Before the peer has named itself there is no one to address an envelope to: the close code speaks.
+    if (to === '') return '';
     const id = newMessageId();
     const env = {
       v: 2,
@@ -156,10 +158,17 @@ export function acceptHubConnection(
       ts: Math.floor(clock.nowMs()),
       seq: outSeq++,
       src: settings.controlPlaneId,
-      dst: dst(),
+      dst: to,
       body,
     } as unknown as Envelope;
-    connection.send(encodeEnvelope(env));
+    let text: string;
+    try {
+      text = encodeEnvelope(env);
+    } catch (e) {
+      slog.error('hub.encode_failed', { type, err: e as Error });
+      return '';
+    }
+    connection.send(text);
     lastSentMono = clock.monotonicMs();
     if (connection.bufferedBytes() > MAX_BUFFERED_BYTES) {
       slog.warning('hub.slow_peer', { bufferedBytes: connection.bufferedBytes() });
@@ -507,11 +516,7 @@ export function acceptHubConnection(
   }
 
   async function onEnvelope(env: Envelope): Promise<void> {
-    if (!FROM_DEVICE.has(env.type)) return refuse('FORBIDDEN', `devices do not send ${env.type}`, env.id);
-    if (env.type === 'hello') return refuse('FORBIDDEN', 'the session is already open', env.id);
-    if (env.dst !== settings.controlPlaneId) {
-      return refuse('FORBIDDEN', 'envelopes on this session go to this control plane only', env.id, { dst: env.dst });
-    }
+    // The sequence comes first: an envelope that decoded is counted whatever happens to it next.
     if (env.src !== device) {
       // Only a gateway relays, and only signed telemetry of its tenant's devices.
       if (role !== 'gateway' || env.type !== 'telemetry.batch' || !isDeviceId(env.src)) {
@@ -521,6 +526,11 @@ export function acceptHubConnection(
     if (!checkSeq(env)) {
       metrics.envelopesRefused.inc({ code: 'SEQ_VIOLATION' });
       return sendError('SEQ_VIOLATION', `unexpected seq ${env.seq}`, env.id);
+    }
+    if (!FROM_DEVICE.has(env.type)) return refuse('FORBIDDEN', `devices do not send ${env.type}`, env.id);
+    if (env.type === 'hello') return refuse('FORBIDDEN', 'the session is already open', env.id);
+    if (env.dst !== settings.controlPlaneId) {
+      return refuse('FORBIDDEN', 'envelopes on this session go to this control plane only', env.id, { dst: env.dst });
     }
     metrics.envelopesIn.inc({ type: env.type });
     switch (env.type) {
@@ -567,6 +577,7 @@ export function acceptHubConnection(
       return refuse(code, e.message, readableId(text, limits.maxEnvelopeBytes));
     }
     if (phase === 'challenge') {
+      peerHint = env.src;
       if (env.type !== 'hello') {
         metrics.envelopesRefused.inc({ code: 'HANDSHAKE_REQUIRED' });
         return sendError('HANDSHAKE_REQUIRED', 'send hello first', env.id);
@@ -589,7 +600,7 @@ export function acceptHubConnection(
 
   return {
     onText(text) {
-      if (phase === 'closed') return;
+      if (phase === 'closed') return Promise.resolve();
       lastReceivedMono = clock.monotonicMs();
       if (!allowedByRate() || queued >= MAX_QUEUED) {
         metrics.envelopesRefused.inc({ code: 'RATE_LIMITED' });
@@ -599,7 +610,7 @@ export function acceptHubConnection(
           sendError('FORBIDDEN', 'rate limit exceeded persistently', null);
           closeSession(CLOSE.policy, 'rate limit');
         }
-        return;
+        return Promise.resolve();
       }
       queued++;
       queue = queue
@@ -612,6 +623,7 @@ export function acceptHubConnection(
         .finally(() => {
           queued--;
         });
+      return queue;
     },
     onBinary() {
       metrics.envelopesRefused.inc({ code: 'ENVELOPE_MALFORMED' });
