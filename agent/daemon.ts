@@ -3,7 +3,7 @@
 // status from facts. Without an uplink it is off-grid and fully useful; an Uplink plugs into the pump.
 
 import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Clock } from '../protocol/clock.ts';
 import { isOutpostError } from '../protocol/errors.ts';
 import type { Logger } from '../protocol/log.ts';
@@ -82,11 +82,9 @@ function ensureStateDir(dir: string): void {
   } catch (cause) {
     throw new AgentError(
       'STATE_DIR_UNUSABLE',
-      `cannot create the state directory ${dir}: ${(cause as Error).message}`,
-      {
-        cause,
-        details: { path: dir },
-      },
+      `cannot create the state directory ${dir} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}); ` +
+        'run as the agent user, or choose another with OUTPOST_STATE_DIR or [paths] state_dir',
+      { cause, details: { path: dir } },
     );
   }
   const st = statSync(dir);
@@ -369,6 +367,15 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     const acts = actions;
 
+    try {
+      mkdirSync(dirname(paths.socketPath), { recursive: true, mode: 0o750 });
+    } catch (cause) {
+      throw new AgentError(
+        'STATE_DIR_UNUSABLE',
+        `cannot create the socket directory ${dirname(paths.socketPath)}; choose another socket with OUTPOST_SOCKET or [paths] socket`,
+        { cause, details: { path: paths.socketPath } },
+      );
+    }
     localApi = createLocalApiServer({
       socketPath: paths.socketPath,
       socketMode: config.local_api.socket_mode,

@@ -143,3 +143,16 @@ describe('resolveAgentPaths', () => {
     assert.equal(resolveAgentPaths(bare, '/x/a.toml', {}, '/').stateDir, '/var/lib/outpost');
   });
 });
+
+describe('parseConfig on damaged input (fuzz)', () => {
+  it('only ever throws typed errors', async () => {
+    const { assertDecoderTotal, byteInputs } = await import('../support/fuzz.ts');
+    const seeds = ['agent.toml', 'agent.minimal.toml'].map(
+      (f) => new Uint8Array(readFileSync(join(import.meta.dirname, '../../examples', f))),
+    );
+    const r = assertDecoderTotal(byteInputs(seeds), (bytes) => parseConfig(Buffer.from(bytes).toString('utf8')), {
+      cases: Math.min(2_000, Number(process.env.OUTPOST_FUZZ_CASES) || 2_000),
+    });
+    assert.ok(r.rejected > 0);
+  });
+});

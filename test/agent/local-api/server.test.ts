@@ -120,6 +120,26 @@ describe('local API server and client', () => {
     assert.deepEqual(await poll, { aborted: true });
   });
 
+  it('answers garbage on the socket with 400 and keeps serving', async () => {
+    const { connect } = await import('node:net');
+    for (const junk of [
+      '\x00\x01\x02 garbage\r\n\r\n',
+      'GET /v1/status HTTP/9.9\r\nHost: x\r\n\r\n',
+      `GET /${'a'.repeat(20_000)}`,
+    ]) {
+      const reply = await new Promise<string>((resolve) => {
+        const s = connect(socketPath);
+        let text = '';
+        s.on('data', (c) => (text += c));
+        s.on('close', () => resolve(text));
+        s.on('error', () => resolve(text));
+        s.end(junk);
+      });
+      assert.match(reply, /^HTTP\/1\.1 4\d\d/);
+    }
+    assert.ok(await client.get('/v1/status'));
+  });
+
   it('reports DAEMON_DOWN when nothing listens', async () => {
     const c = createLocalApiClient({ socketPath: join(dir, 'absent.sock') });
     await assert.rejects(c.get('/v1/status'), (e) => isOutpostError(e, 'DAEMON_DOWN'));
