@@ -6,6 +6,7 @@ import { approveCommands } from './approve.ts';
 import { controlplaneCommands } from './controlplane.ts';
 import { devCommands } from './dev.ts';
 import { doctorCommands } from './doctor.ts';
+import { enrollCommands } from './enroll.ts';
 import { manifestCommands } from './manifest.ts';
 import { mcpCommands } from './mcp.ts';
 import { selftestCommands } from './selftest.ts';
@@ -23,4 +24,5 @@ export const commands: readonly Command[] = [
   ...devCommands,
   ...controlplaneCommands,
   ...approveCommands,
+  ...enrollCommands,
 ];
