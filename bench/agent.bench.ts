@@ -3,7 +3,9 @@
 // decision, p50/p99); idle RSS of a real agent process with 10 tools.
 // Run: `npx node bench/agent.bench.ts [--repeats N] [--json]`.
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +30,6 @@ import { verifyRuntimeToken } from '../protocol/tokens.ts';
 import { openDatabase } from '../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS } from '../store/outbox.ts';
 import { createSequence, SEQUENCE_MIGRATIONS } from '../store/sequence.ts';
-import { startAgent } from '../test/support/agent-process.ts';
 
 const args = process.argv.slice(2);
 const repeats = Number(args[args.indexOf('--repeats') + 1]) || 3;
@@ -253,13 +254,27 @@ async function idleRss(): Promise<void> {
     configFile,
     `[agent]\nname = "bench"\n[paths]\nstate_dir = "${dir}"\n[mcp]\nhttp_port = 0\n[metrics]\nport = 0\n${tools}`,
   );
-  const agent = startAgent({ configFile });
-  await agent.ready;
+  const agent = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '../cli/bin.ts'), 'agent', 'run', '--config', configFile],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let log = '';
+    agent.stderr!.on('data', (c: Buffer) => {
+      log += c.toString();
+      if (log.includes('agent.started')) resolve();
+    });
+    agent.once('exit', () => reject(new Error(`the agent exited:\n${log}`)));
+  });
   // Let start-up garbage be collected by ordinary idling (no requests), then read the kernel's figure.
   await new Promise((r) => setTimeout(r, 5_000));
   const status = readFileSync(`/proc/${agent.pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-  await agent.stop();
+  agent.kill('SIGTERM');
+  await once(agent, 'exit');
   report('idle RSS, agent with 10 exec tools + 4 built-ins', kb / 1024, 'MiB');
 }
 
