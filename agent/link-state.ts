@@ -54,10 +54,7 @@ export function isConnected(state: LinkState): boolean {
   return state === 'online';
 }
 
-/**
- * When to refresh the runtime token: at 80 % of its lifetime, or at once when less than a minute is left; null
- * when there is no token. Times by the control plane's clock (ms). Pure.
- */
+/** When to refresh the runtime token: at 80 % of its lifetime, at the latest a minute before it expires. Pure. */
 export function tokenRefreshAtMs(issuedAtMs: number, expiresAtMs: number): number {
   const lifetime = Math.max(0, expiresAtMs - issuedAtMs);
   return Math.min(issuedAtMs + Math.floor(lifetime * 0.8), expiresAtMs - 60_000);
