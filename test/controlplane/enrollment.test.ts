@@ -47,11 +47,19 @@ describe('enrollment over HTTP', () => {
       body: d.enrollBody(await mintEnrollToken(cp), toBase64Url(lora.publicKey)),
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
-    const e = r.body as Record<string, never>;
+    const e = r.body as unknown as {
+      device: string;
+      tid: string;
+      wssUrl: string;
+      manifest: { status: string };
+      controlPlaneX25519PublicKey: unknown;
+      jwks: unknown;
+      runtimeToken: string;
+    };
     assert.equal(e.device, d.did);
     assert.equal(e.tid, cp.tid);
     assert.equal(e.wssUrl, `ws://127.0.0.1:${cp.port}/v1/hub/${cp.tid}`);
-    assert.equal((e.manifest as { status: string }).status, 'accepted');
+    assert.equal(e.manifest.status, 'accepted');
     assert.equal(typeof e.controlPlaneX25519PublicKey, 'string');
     const jwks = parseJwks(JSON.stringify(e.jwks));
     const v = await verifyRuntimeToken(e.runtimeToken, {

@@ -121,7 +121,8 @@ export interface CoreHarness {
 export async function createCoreHarness(
   clock: FakeClock,
   limits: Partial<ControlPlaneLimits> = {},
-): Promise<CoreHarness> {
+  options: { hybrid?: boolean } = {},
+): Promise<CoreHarness & { dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-core-'));
   const init = await initStateDir({
     dir,
@@ -131,7 +132,7 @@ export async function createCoreHarness(
     listenHost: '127.0.0.1',
     listenPort: 7380,
     tenant: 'acme',
-    hybridTokens: false,
+    hybridTokens: options.hybrid ?? false,
   });
   const state = openStateDir({ dir, env: {}, clock, log: silentLogger });
   const scheduler = new ManualScheduler(clock);
@@ -147,6 +148,7 @@ export async function createCoreHarness(
   });
   await cp.start();
   return {
+    dir,
     cp,
     state,
     clock,
