@@ -3,15 +3,13 @@
 import { OutpostError } from '../protocol/errors.ts';
 
 export type LinkErrorCode =
-  | 'NOT_ENROLLED'
   | 'ALREADY_ENROLLED'
   | 'ENROLL_REFUSED'
   | 'ENROLLMENT_INVALID'
   | 'TOKEN_REFUSED'
   | 'DEVICE_REVOKED'
   | 'UNREACHABLE'
-  | 'LINK_DOWN'
-  | 'ACK_TIMEOUT';
+  | 'LINK_DOWN';
 
 export class LinkError extends OutpostError<LinkErrorCode> {
   constructor(
