@@ -455,6 +455,7 @@ export function createAgent(deps: AgentDeps): Agent {
         manifest: m.manifest,
         manifestHash: m.hash,
         callTool: (c) => acts.callTool({ ...c, source: 'upstream' }),
+        auditCheckpoint: () => audit?.checkpoint(),
       });
       await deps.uplink.start();
       pump = startUplinkPump({ outbox, uplink: deps.uplink, log: log.child({ part: 'uplink' }) });

@@ -36,4 +36,6 @@ export interface UplinkBinding {
   callTool(call: { tool: string; args: Record<string, unknown>; token: string; quorum?: string }): Promise<{
     readonly result: unknown;
   }>;
+  /** Signs a checkpoint of the agent's audit chain now (store/audit.ts), for the control plane to anchor. */
+  auditCheckpoint?(): { readonly body: object; readonly signature: Uint8Array } | undefined;
 }

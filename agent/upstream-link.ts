@@ -63,6 +63,8 @@ export interface UpstreamLinkOptions {
   readonly heartbeatMs?: number;
   readonly timeoutMs?: number;
   readonly backoff?: BackoffPolicy;
+  /** How often an audit checkpoint is sent for anchoring while online (default 1 h; also after every handshake). */
+  readonly anchorIntervalMs?: number;
   /** How long a telemetry batch waits for its acknowledgement before the pump retries (default 30 s). */
   readonly ackTimeoutMs?: number;
   readonly maxPayloadBytes?: number;
@@ -101,6 +103,7 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
   const timeoutMs = o.timeoutMs ?? 30_000;
   const policy = o.backoff ?? DEFAULT_BACKOFF;
   const ackTimeoutMs = o.ackTimeoutMs ?? 30_000;
+  const anchorIntervalMs = o.anchorIntervalMs ?? 3_600_000;
   const random = o.random ?? Math.random;
   const maxPayload = o.maxPayloadBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
 
@@ -228,6 +231,41 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
     });
   }
 
+  /** Sends a fresh audit checkpoint to be anchored (best effort: a failure is logged and retried next time). */
+  async function anchorAudit(): Promise<void> {
+    const checkpoint = binding?.auditCheckpoint?.();
+    if (!checkpoint || !enrollment || !token) return;
+    try {
+      const res = await (o.fetch ?? fetch)(`${enrollment.url}/v1/devices/audit-checkpoint`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token.token}` },
+        body: JSON.stringify({
+          checkpoint: { body: checkpoint.body, signature: Buffer.from(checkpoint.signature).toString('base64url') },
+        }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const answer = (await res.json().catch(() => ({}))) as {
+        headSeq?: number;
+        error?: { code?: string; message?: string };
+      };
+      if (res.ok) log.info('link.audit_anchored', { headSeq: answer.headSeq });
+      else if (answer.error?.code === 'ANCHOR_CONFLICT') {
+        // The control plane holds another history for this device: that is evidence, not a transient failure.
+        log.crit('link.audit_anchor_conflict', { message: answer.error.message });
+      } else log.warning('link.audit_anchor_failed', { status: res.status, code: answer.error?.code });
+    } catch (e) {
+      log.warning('link.audit_anchor_failed', { err: e as Error });
+    }
+  }
+
+  function scheduleAnchor(): void {
+    after(anchorIntervalMs, () => {
+      if (!handshakeDone) return;
+      void anchorAudit();
+      scheduleAnchor();
+    });
+  }
+
   function saveToken(text: string, expiresAtMs: number): void {
     const times = tokenTimes(text);
     token = { token: text, expiresAtMs, issuedAtMs: times?.issuedAtMs ?? serverNow() };
@@ -334,6 +372,8 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
         log.info('link.session', { session: env.body.sessionId, ackedThroughSeq: env.body.resume.ackedThroughSeq });
         scheduleHeartbeat();
         scheduleRefresh();
+        scheduleAnchor();
+        void anchorAudit();
         update();
         return;
       }

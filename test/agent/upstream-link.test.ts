@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { enroll, readEnrollment, readToken } from '../../agent/enrollment.ts';
 import { createUpstreamLink, type UpstreamLink } from '../../agent/upstream-link.ts';
-import { utf8 } from '../../protocol/bytes.ts';
+import { toBase64Url, utf8 } from '../../protocol/bytes.ts';
+import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import type { Clock } from '../../protocol/clock.ts';
 import { OutpostError } from '../../protocol/errors.ts';
 import { createLogger } from '../../protocol/log.ts';
 import { manifestHash } from '../../protocol/manifest.ts';
+import { signEd25519 } from '../../protocol/signing.ts';
 import { encodeTelemetryUnit, signTelemetryUnit } from '../../protocol/telemetry.ts';
+import { AUDIT_CHECKPOINT_CONTEXT } from '../../store/audit.ts';
 import type { Lease } from '../../store/outbox.ts';
 import {
   api,
@@ -118,6 +121,17 @@ async function rig(
       }
       return { result: { bed: c.args.bed ?? 1, moisturePercent: 12 } };
     },
+    auditCheckpoint() {
+      const body = {
+        v: 1,
+        head_seq: 7,
+        head_mac: toBase64Url(new Uint8Array(32).fill(3)),
+        count: 7,
+        ts: 1,
+        key_id: device.did,
+      };
+      return { body, signature: signEd25519(device.seed, AUDIT_CHECKPOINT_CONTEXT, canonicalBytes(body)) };
+    },
   });
   return {
     device,
@@ -189,8 +203,11 @@ describe('upstream link', () => {
   it('opens a session, announces, answers tool calls through the gate and delivers telemetry acknowledged once', async () => {
     const r = await rig(cp, 'link-basic');
     try {
+      const anchored = r.watch.next(/link.audit_anchored/);
       await r.link.start();
       await online(r.link);
+      await anchored;
+      assert.equal((await cp.host.state.store.listAnchors(r.device.did, 5))[0]?.headSeq, 7);
       assert.equal(r.link.linkState(), 'online');
       const devices = await api(cp.url, '/v1/operator/devices', { auth: cp.operatorKey });
       const view = (devices.body.devices as { device: string; online: boolean; session: { callable: boolean } }[]).find(

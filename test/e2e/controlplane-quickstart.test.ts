@@ -246,7 +246,15 @@ describe('control plane quick start (real processes)', () => {
     const kinds = new Set(
       (JSON.parse(readFileSync(file, 'utf8')) as { lines: { kind?: string }[] }).lines.map((l) => l.kind),
     );
-    for (const k of ['enroll', 'tool.call', 'approval.add', 'approval.quorum', 'session.open', 'policy.set'])
+    for (const k of [
+      'enroll',
+      'tool.call',
+      'approval.add',
+      'approval.quorum',
+      'session.open',
+      'policy.set',
+      'audit.anchor',
+    ])
       assert.ok(kinds.has(k), k);
   });
 });
