@@ -9,7 +9,7 @@ import type { JwkSet } from '../protocol/jwks.ts';
 import { type CapabilityManifest, decodeManifest, manifestHash } from '../protocol/manifest.ts';
 import type { QuorumPolicy } from '../protocol/quorum.ts';
 import { verifyEd25519 } from '../protocol/signing.ts';
-import type { DeviceChallengeRequest, DeviceTokenRequest, EnrollRequest, EnrollTokenRequest } from './api-schemas.ts';
+import type { DeviceTokenRequest, EnrollRequest, EnrollTokenRequest } from './api-schemas.ts';
 import { authFailure, checkNotLockedOut, type Principal, requireOperator } from './auth.ts';
 import { audit, type ControlPlaneContext } from './context.ts';
 import { constantTimeEqual, enrollTokenHash, mintEnrollToken as mintToken } from './credentials.ts';
@@ -288,8 +288,6 @@ export function issueDeviceChallenge(
   const challenge = `${toBase64Url(payload)}.${toBase64Url(challengeMac(ctx, req.device, payload))}`;
   return { challenge, expiresAtMs };
 }
-
-export type DeviceChallenge = typeof DeviceChallengeRequest;
 
 function challengeValid(ctx: ControlPlaneContext, device: string, challenge: string): boolean {
   const [p, m, ...rest] = challenge.split('.');

@@ -35,6 +35,9 @@ export interface Connection {
   close(code: number, reason: string): void;
   /** Bytes accepted by send() but not yet written; a peer that does not read is closed. */
   bufferedBytes(): number;
+  /** Optional backpressure: stop and restart reading frames from the peer. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** The host feeds a connection's events here. */
@@ -59,8 +62,14 @@ export const CLOSE = Object.freeze({
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** Refusals audited one by one per session; beyond, only the count (at close). */
 const AUDITED_REFUSALS = 10;
-/** Envelopes queued for processing beyond which new ones are refused as RATE_LIMITED. */
-const MAX_QUEUED = 256;
+/** Above these, the host stops reading the peer's socket (TCP backpressure) until the queue drains to half. */
+const PAUSE_QUEUED = 64;
+const PAUSE_QUEUED_BYTES = 2 * 1024 * 1024;
+/** Above these (a host without backpressure, or a peer outrunning it), new envelopes are dropped as RATE_LIMITED. */
+const MAX_QUEUED = 1024;
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** A peer that made the session drop this many envelopes ignores both backpressure and RATE_LIMITED: closed. */
+const MAX_DROPPED = 1024;
 
 const CLOSING_CODES: ReadonlySet<WireErrorCode> = new Set([
   'HANDSHAKE_REQUIRED',
@@ -141,6 +150,11 @@ export function acceptHubConnection(
   let dropped = 0;
   let queue: Promise<void> = Promise.resolve();
   let queued = 0;
+  let queuedBytes = 0;
+  let paused = false;
+  let throttleNoticeSent = false;
+  /** Resolvers of rate-limit waits, released at close so no promise is left hanging. */
+  const waiting = new Set<() => void>();
   const timers: (() => void)[] = [];
 
   /** Sends one control-plane envelope; returns its id ('' when it could not be sent). */
@@ -189,6 +203,7 @@ export function acceptHubConnection(
     const wasOpen = phase === 'open';
     phase = 'closed';
     for (const cancel of timers.splice(0)) cancel();
+    for (const release of [...waiting]) release();
     for (const [, call] of pendingCalls) {
       call.cancelTimer();
       call.reject(new ControlPlaneError('SESSION_CLOSED', 'the device session closed during the call'));
@@ -240,15 +255,36 @@ export function acceptHubConnection(
     }
   }
 
-  function allowedByRate(): boolean {
+  /**
+   * Takes one envelope's worth from the token bucket; when it is empty, resolves once the bucket refilled (the
+   * session's queue waits, and with it the peer: its envelopes are delayed, never dropped while the queue is short).
+   */
+  function rateGate(): Promise<void> | undefined {
     const now = clock.monotonicMs();
     bucket = Math.min(limits.envelopeBurst, bucket + ((now - bucketAt) * limits.envelopesPerSecond) / 1000);
     bucketAt = now;
     if (bucket >= 1) {
       bucket -= 1;
-      return true;
+      return undefined;
     }
-    return false;
+    if (!throttleNoticeSent) {
+      throttleNoticeSent = true;
+      metrics.envelopesRefused.inc({ code: 'RATE_LIMITED' });
+      sendEnvelope('error', {
+        code: 'RATE_LIMITED',
+        message: 'over the envelope rate: processing is delayed',
+        inReplyTo: null,
+      });
+    }
+    const waitMs = Math.max(1, Math.ceil(((1 - bucket) * 1000) / limits.envelopesPerSecond));
+    return new Promise<void>((resolve) => {
+      const release = () => {
+        waiting.delete(release);
+        resolve();
+      };
+      waiting.add(release);
+      timers.push(scheduler.after(waitMs, release));
+    }).then(() => (phase === 'closed' ? undefined : rateGate()));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -602,19 +638,28 @@ export function acceptHubConnection(
     onText(text) {
       if (phase === 'closed') return Promise.resolve();
       lastReceivedMono = clock.monotonicMs();
-      if (!allowedByRate() || queued >= MAX_QUEUED) {
+      if (queued >= MAX_QUEUED || queuedBytes + text.length > MAX_QUEUED_BYTES) {
         metrics.envelopesRefused.inc({ code: 'RATE_LIMITED' });
         if (++dropped % 50 === 1)
           sendEnvelope('error', { code: 'RATE_LIMITED', message: 'slow down', inReplyTo: null });
-        if (dropped > 4 * limits.envelopeBurst) {
+        if (dropped > MAX_DROPPED) {
           sendError('FORBIDDEN', 'rate limit exceeded persistently', null);
           closeSession(CLOSE.policy, 'rate limit');
         }
         return Promise.resolve();
       }
       queued++;
+      queuedBytes += text.length;
+      if (!paused && connection.pause && (queued > PAUSE_QUEUED || queuedBytes > PAUSE_QUEUED_BYTES)) {
+        paused = true;
+        connection.pause();
+      }
       queue = queue
-        .then(() => process(text))
+        .then(async () => {
+          const wait = rateGate();
+          if (wait) await wait;
+          await process(text);
+        })
         .catch((e) => {
           slog.error('hub.internal', { err: e as Error });
           if (phase !== 'closed')
@@ -622,6 +667,12 @@ export function acceptHubConnection(
         })
         .finally(() => {
           queued--;
+          queuedBytes -= text.length;
+          if (paused && queued <= PAUSE_QUEUED / 2 && queuedBytes <= PAUSE_QUEUED_BYTES / 2) {
+            paused = false;
+            throttleNoticeSent = false;
+            connection.resume?.();
+          }
         });
       return queue;
     },

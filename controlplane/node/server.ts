@@ -164,13 +164,15 @@ export async function startNodeServer(o: NodeServerOptions): Promise<NodeServer>
               send: (text) => ws.send(text),
               close: (code, reason) => ws.close(code, reason),
               bufferedBytes: () => ws.bufferedAmount,
+              pause: () => ws.pause(),
+              resume: () => ws.resume(),
             },
             address,
           );
           ws.on('message', (data, isBinary) => {
             if (isBinary) hub.onBinary();
             else
-              hub.onText(
+              void hub.onText(
                 Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'),
               );
           });

@@ -281,18 +281,46 @@ describe('hub session (aethermesh.v2)', () => {
     );
   });
 
-  it('rate-limits a flooding session and keeps serving others', async () => {
+  it('slows a flooding session down to its rate (never dropping while it is short) and keeps serving others', async () => {
     const local = new FakeClock(Date.UTC(2026, 5, 1, 12));
     const h2 = await createCoreHarness(local, { envelopeBurst: 20, envelopesPerSecond: 10 });
     try {
       const flood = await openSession(h2, 'flood');
       const quiet = await openSession(h2, 'quiet');
-      const pending: Promise<void>[] = [];
-      for (let i = 0; i < 40; i++) pending.push(flood.hub.onText(encodeEnvelope(flood.build('ping', {}))));
-      await Promise.all(pending);
-      assert.ok(flood.conn.sent.some((e) => e.type === 'error' && e.body.code === 'RATE_LIMITED'));
+      const pings = Array.from({ length: 40 }, () => flood.build('ping', {}));
+      const done = Promise.all(pings.map((p) => flood.hub.onText(encodeEnvelope(p))));
+      // What is left of the burst (the hello took one) is answered at once; then the session is told it is over
+      // its rate, and waits.
+      assert.equal((await flood.conn.next('error')).body.code, 'RATE_LIMITED');
+      assert.equal(flood.conn.sent.filter((e) => e.type === 'pong').length, 19);
+      // Meanwhile another device is served at once.
       const ping = quiet.send('ping', {});
       await quiet.conn.next('pong', (p) => p.body.inReplyTo === ping.id);
+      // As time passes the rest is processed, in order, none dropped.
+      for (let i = 0; i < 40 && flood.conn.sent.filter((e) => e.type === 'pong').length < 40; i++) {
+        local.advance(100);
+        h2.scheduler.run();
+        await new Promise((r) => setImmediate(r));
+      }
+      await done;
+      assert.equal(flood.conn.sent.filter((e) => e.type === 'pong').length, 40);
+      assert.equal(flood.conn.closed, undefined);
+    } finally {
+      h2.close();
+    }
+  });
+
+  it('drops envelopes beyond the queue bound of a host without backpressure, then closes a flooder', async () => {
+    const local = new FakeClock(Date.UTC(2026, 5, 1, 12));
+    const h2 = await createCoreHarness(local, { envelopeBurst: 1, envelopesPerSecond: 1 });
+    try {
+      const flood = await openSession(h2, 'flood2');
+      for (let i = 0; i < 1100; i++) void flood.hub.onText(encodeEnvelope(flood.build('ping', {})));
+      assert.ok(flood.conn.sent.some((e) => e.type === 'error' && e.body.code === 'RATE_LIMITED'));
+      assert.equal(flood.conn.closed, undefined, 'some drops do not close');
+      for (let i = 0; i < 1100 && !flood.conn.closed; i++)
+        void flood.hub.onText(encodeEnvelope(flood.build('ping', {})));
+      assert.equal(flood.conn.closed?.code, CLOSE.policy);
     } finally {
       h2.close();
     }
