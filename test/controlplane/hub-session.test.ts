@@ -320,7 +320,7 @@ describe('hub session (aethermesh.v2)', () => {
       assert.equal(flood.conn.closed, undefined, 'some drops do not close');
       for (let i = 0; i < 1100 && !flood.conn.closed; i++)
         void flood.hub.onText(encodeEnvelope(flood.build('ping', {})));
-      assert.equal(flood.conn.closed?.code, CLOSE.policy);
+      assert.equal((flood.conn.closed as { code: number } | undefined)?.code, CLOSE.policy);
     } finally {
       h2.close();
     }
