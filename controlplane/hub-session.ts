@@ -155,7 +155,16 @@ export function acceptHubConnection(
   let throttleNoticeSent = false;
   /** Resolvers of rate-limit waits, released at close so no promise is left hanging. */
   const waiting = new Set<() => void>();
-  const timers: (() => void)[] = [];
+  /** Cancellers of the session's pending timers; each removes itself when it fires. */
+  const timers = new Set<() => void>();
+
+  function later(ms: number, fn: () => void): void {
+    const cancel = scheduler.after(ms, () => {
+      timers.delete(cancel);
+      fn();
+    });
+    timers.add(cancel);
+  }
 
   /** Sends one control-plane envelope; returns its id ('' when it could not be sent). */
   function sendEnvelope<T extends EnvelopeType>(type: T, body: BodyOf<T>): string {
@@ -202,7 +211,8 @@ export function acceptHubConnection(
     if (phase === 'closed') return;
     const wasOpen = phase === 'open';
     phase = 'closed';
-    for (const cancel of timers.splice(0)) cancel();
+    for (const cancel of [...timers]) cancel();
+    timers.clear();
     for (const release of [...waiting]) release();
     for (const [, call] of pendingCalls) {
       call.cancelTimer();
@@ -283,7 +293,7 @@ export function acceptHubConnection(
         resolve();
       };
       waiting.add(release);
-      timers.push(scheduler.after(waitMs, release));
+      later(waitMs, release);
     }).then(() => (phase === 'closed' ? undefined : rateGate()));
   }
 
@@ -306,7 +316,7 @@ export function acceptHubConnection(
       pendingPings.add(sendEnvelope('ping', {}));
       if (pendingPings.size > 8) pendingPings.delete(pendingPings.values().next().value as string);
     }
-    timers.push(scheduler.after(Math.max(500, Math.floor(settings.heartbeatMs / 2)), tick));
+    later(Math.max(500, Math.floor(settings.heartbeatMs / 2)), tick);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -372,7 +382,7 @@ export function acceptHubConnection(
     sendEnvelope('hello.ack', { sessionId, heartbeatMs: settings.heartbeatMs, resume: { ackedThroughSeq } });
     const policy = await store.getPolicy(tid);
     if (policy) sendEnvelope('policy.update', { policy: policy.policy });
-    timers.push(scheduler.after(Math.max(500, Math.floor(settings.heartbeatMs / 2)), tick));
+    later(Math.max(500, Math.floor(settings.heartbeatMs / 2)), tick);
     slog.info('session.opened', { role, manifestHash: runningHash, ackedThroughSeq });
     await audit(ctx, {
       kind: 'session.open',
@@ -625,14 +635,12 @@ export function acceptHubConnection(
 
   // The challenge goes out at once; the peer has handshakeTimeoutMs to answer it.
   sendEnvelope('hello.challenge', { nonce: toBase64Url(nonce) });
-  timers.push(
-    scheduler.after(settings.handshakeTimeoutMs, () => {
-      if (phase === 'challenge') {
-        metrics.envelopesRefused.inc({ code: 'HANDSHAKE_TIMEOUT' });
-        sendError('HANDSHAKE_TIMEOUT', 'no hello in time', null);
-      }
-    }),
-  );
+  later(settings.handshakeTimeoutMs, () => {
+    if (phase === 'challenge') {
+      metrics.envelopesRefused.inc({ code: 'HANDSHAKE_TIMEOUT' });
+      sendError('HANDSHAKE_TIMEOUT', 'no hello in time', null);
+    }
+  });
 
   return {
     onText(text) {
