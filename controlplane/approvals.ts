@@ -72,6 +72,14 @@ export function approvalView(r: ApprovalRequestRecord, nowMs: number): ApprovalV
   };
 }
 
+/** 16 random bytes as base64url that do not start with `-` or `_`, so the id reads well as a CLI argument. */
+function commandLineSafeId(ctx: ControlPlaneContext): string {
+  for (;;) {
+    const id = toBase64Url(ctx.random(16));
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 /**
  * The approval request for this caller's exact call: the open one if there is, else a new one. Throws
  * POLICY_MISSING when the tenant has no approvers yet.
@@ -94,7 +102,7 @@ export async function openApprovalRequest(
   const open = await ctx.store.findPendingRequest(key, nowMs);
   if (open) return open;
   const record: ApprovalRequestRecord = {
-    requestId: toBase64Url(ctx.random(16)),
+    requestId: commandLineSafeId(ctx),
     tid: device.tid,
     device: device.device,
     deviceName: device.name,

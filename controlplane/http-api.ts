@@ -345,7 +345,7 @@ export function createHttpApi(ctx: ControlPlaneContext, options: HttpApiOptions)
           ...(after !== undefined ? { afterSeq: after } : {}),
           limit: intParam(u, 'limit', 100, 10_000),
         });
-        return json(200, { records: rows, total: await ctx.store.countTelemetry(p.tid, device) });
+        return json(200, { records: rows, total: await ctx.store.countTelemetry(p.tid, device, stream) });
       },
     },
     {

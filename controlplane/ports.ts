@@ -259,7 +259,8 @@ export interface ControlPlaneStore {
    */
   telemetryResumePoint(device: string, from: number | null): Promise<number | null>;
   listTelemetry(query: TelemetryQuery): Promise<TelemetryRow[]>;
-  countTelemetry(tid: string, device?: string): Promise<number>;
+  /** Records stored for the tenant, optionally of one device and one stream. */
+  countTelemetry(tid: string, device?: string, stream?: string): Promise<number>;
 
   getPolicy(tid: string): Promise<{ readonly policy: QuorumPolicy; readonly version: number } | undefined>;
   /** Stores the policy and returns its new version. */

@@ -283,7 +283,8 @@ export const controlplaneCommands: Command[] = [
       const role = optString(ctx, 'role');
       if (role !== undefined && role !== 'device' && role !== 'gateway')
         throw new OutpostError('USAGE', '--role is device or gateway');
-      const r = await controlPlaneClient(ctx).request<{
+      const client = controlPlaneClient(ctx);
+      const r = await client.request<{
         token: string;
         tokenId: string;
         expiresAtMs: number;
@@ -299,7 +300,7 @@ export const controlplaneCommands: Command[] = [
       const file = out ? writeSecretFile(ctx, out, r.token) : undefined;
       print(ctx, file ? { ...r, token: undefined, tokenFile: file } : r, () =>
         file
-          ? `enroll token ${r.tokenId} (${r.role}) written to ${file}; expires ${when(r.expiresAtMs)}\n  on the device: outpost enroll --url URL --token-file ${out}`
+          ? `enroll token ${r.tokenId} (${r.role}) written to ${file}; expires ${when(r.expiresAtMs)}\n  on the device: outpost enroll --url ${client.url} --token-file ${out}`
           : `${r.token}\n(enroll token ${r.tokenId}, ${r.role}, expires ${when(r.expiresAtMs)}; single use)`,
       );
       return 0;
@@ -419,6 +420,9 @@ export const controlplaneCommands: Command[] = [
       const id = ctx.positionals[0];
       const publicKey = optString(ctx, 'public-key');
       if (!id || !publicKey) throw new OutpostError('USAGE', 'give the approver id and --public-key');
+      if (!/^[A-Za-z0-9_-]{43}$/.test(publicKey)) {
+        throw new OutpostError('USAGE', '--public-key is the 43-character key `outpost approver keygen` printed');
+      }
       return editPolicy(ctx, (p) => {
         p.approvers = [...p.approvers.filter((a) => a.id !== id), { id, publicKey }];
       });
@@ -553,7 +557,7 @@ export const controlplaneCommands: Command[] = [
             (x) =>
               `${x.device.slice(-8)} #${x.seq} ${when(x.ts)} ${x.stream} = ${JSON.stringify(x.value)}${x.misfit ? ' (misfit)' : ''}`,
           ),
-          `${r.records.length} shown, ${r.total} stored`,
+          `${r.records.length} shown of ${r.total} stored${optString(ctx, 'device') || optString(ctx, 'stream') ? ' (matching)' : ''}`,
         ].join('\n'),
       );
       return 0;

@@ -667,8 +667,17 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
         }),
       );
     },
-    async countTelemetry(tid, device) {
+    async countTelemetry(tid, device, stream) {
       return db.read(() => {
+        if (stream !== undefined) {
+          const where =
+            device === undefined ? 'd.tid = ? AND t.stream = ?' : 'd.tid = ? AND d.device = ? AND t.stream = ?';
+          const params = device === undefined ? [tid, stream] : [tid, device, stream];
+          return sql
+            .prepare(`SELECT count(*) FROM cp_telemetry t JOIN cp_devices d ON d.num = t.dev WHERE ${where}`)
+            .pluck()
+            .get(...params) as number;
+        }
         if (device === undefined) return q.telemetryCountTenant.get(tid) as number;
         const num = q.deviceNum.get(device) as number | undefined;
         return num === undefined ? 0 : (q.telemetryCountDevice.get(num) as number);
