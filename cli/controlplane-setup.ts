@@ -27,10 +27,10 @@ export function stateDirOf(ctx: CommandContext): string {
   return resolve(ctx.io.cwd, chosen);
 }
 
-/** Reads a one-line secret from a file; `-` reads stdin. Throws NO_INPUT. */
+/** Reads a one-line secret from a file. Throws NO_INPUT. */
 export function readSecret(path: string, what: string): string {
   try {
-    const text = readFileSync(path === '-' ? 0 : path, 'utf8').trim();
+    const text = readFileSync(path, 'utf8').trim();
     if (text.length === 0 || text.length > 16_384 || /\s/.test(text)) {
       throw new OutpostError('NO_INPUT', `${what} in ${path} is empty or not one line`);
     }

@@ -4,7 +4,7 @@
 // exactly once across a SIGKILL of the control plane.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -193,16 +193,14 @@ describe('control plane quick start (real processes)', () => {
     const before = json<{ total: number }>(
       await outpost(['controlplane', 'telemetry', ...cpArgs(), '--stream', 'greenhouse.door.open', '--json']),
     ).total;
+    let batch = 0;
     const push = async (n: number) => {
       const lines = Array.from({ length: n }, (_, i) =>
         JSON.stringify({ stream: 'greenhouse.door.open', value: i % 2 === 0 }),
       ).join('\n');
-      json(
-        await outpost(['telemetry', 'push', '--file', '-', '--config', configFile, '--json'], {
-          env: agentEnv(),
-          input: lines,
-        }),
-      );
+      const file = join(dir, `batch-${batch++}.jsonl`);
+      writeFileSync(file, lines);
+      json(await outpost(['telemetry', 'push', '--file', file, '--config', configFile, '--json'], { env: agentEnv() }));
     };
     const stored = async () =>
       json<{ total: number }>(
