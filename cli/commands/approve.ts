@@ -29,7 +29,7 @@ export const approveCommands: Command[] = [
         [
           `approver key written to ${path} (keep it: only its holder can approve with it)`,
           `public key: ${publicKey}`,
-          `an operator adds it: outpost controlplane policy add-approver ID --public-key ${publicKey}`,
+          `an operator adds it: outpost controlplane policy add-approver ID --public-key=${publicKey}`,
         ].join('\n'),
       );
       return 0;

@@ -94,7 +94,7 @@ function approvalLine(a: ApprovalView): string {
 
 function policyText(p: { policy: QuorumPolicy | null; version: number }): string {
   if (!p.policy)
-    return 'no approval policy yet: add approvers with `outpost controlplane policy add-approver ID --public-key KEY`';
+    return 'no approval policy yet: add approvers with `outpost controlplane policy add-approver ID --public-key=KEY`';
   return [
     `approval policy v${p.version} of tenant ${p.policy.tid}`,
     '  approvers:',
@@ -414,7 +414,7 @@ export const controlplaneCommands: Command[] = [
   {
     path: ['controlplane', 'policy', 'add-approver'],
     summary: 'add an approver by the public key it printed (`outpost approver keygen`)',
-    usage: 'ID --public-key KEY',
+    usage: 'ID --public-key=KEY',
     options: { ...CLIENT_OPTIONS, 'public-key': { type: 'string' } },
     async run(ctx) {
       const id = ctx.positionals[0];
@@ -516,7 +516,7 @@ export const controlplaneCommands: Command[] = [
   {
     path: ['controlplane', 'token', 'revoke'],
     summary: 'revoke a token by its id (jti); devices are told',
-    usage: 'JTI [--reason TEXT]',
+    usage: '[--reason TEXT] -- JTI',
     options: { ...CLIENT_OPTIONS, reason: { type: 'string' } },
     async run(ctx) {
       const jti = ctx.positionals[0];

@@ -146,8 +146,7 @@ describe('control plane quick start (real processes)', () => {
           'policy',
           'add-approver',
           who,
-          '--public-key',
-          k.publicKey,
+          `--public-key=${k.publicKey}`, // a base64url key may begin with '-': always the = form
           ...cpArgs(),
           '--json',
         ]),

@@ -72,8 +72,8 @@ describe('outpost controlplane (CLI)', () => {
   });
 
   it('edits the approver policy read-modify-write', async () => {
-    const key = 'CSNLx0P-KTlmRctIseFIhOesgNRI-IRHRNQt9JCwZn8';
-    assert.equal((await run(['controlplane', 'policy', 'add-approver', 'ann', '--public-key', key])).code, 0);
+    const key = '-SNLx0P-KTlmRctIseFIhOesgNRI-IRHRNQt9JCwZn8'; // keys may begin with '-': the = form takes them
+    assert.equal((await run(['controlplane', 'policy', 'add-approver', 'ann', `--public-key=${key}`])).code, 0);
     const set = await run([
       'controlplane',
       'policy',
