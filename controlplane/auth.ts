@@ -140,8 +140,8 @@ export async function authenticate(
 /** Operator keys, and admin tokens with an admin scope over the tenant's devices. Throws FORBIDDEN. */
 export function requireOperator(p: Principal): void {
   if (p.kind === 'operator') return;
-  const adminAll = scopesAllow(p.scopes, { tenant: p.tid, device: '*', tool: '*', action: 'admin' });
-  if (p.role === 'admin' && (adminAll || p.scopes.some((s) => s.action === 'admin' && s.device === '*'))) return;
+  // Only a scope over every device and every tool makes an admin token an operator.
+  if (p.role === 'admin' && scopesAllow(p.scopes, { tenant: p.tid, device: '*', tool: '*', action: 'admin' })) return;
   throw new ControlPlaneError('FORBIDDEN', 'this needs an operator key or an admin token');
 }
 

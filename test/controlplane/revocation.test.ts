@@ -89,3 +89,27 @@ describe('revocation', () => {
     );
   });
 });
+
+describe('operator authority of tokens', () => {
+  let cp: TestControlPlane;
+  before(async () => {
+    cp = await startTestControlPlane();
+  });
+  after(() => cp.close());
+
+  it('takes an admin token with an admin scope over everything, and nothing narrower', async () => {
+    const wide = await mintCallerToken(cp, { role: 'admin', subject: 'root-ish' });
+    assert.equal((await api(cp.url, '/v1/operator/devices', { auth: wide })).status, 200);
+    const narrow = await mintCallerToken(cp, {
+      role: 'admin',
+      subject: 'valves',
+      scopes: [`${cp.tid}/*/valve.*:admin`],
+    });
+    assert.equal((await api(cp.url, '/v1/operator/devices', { auth: narrow })).body.error?.code, 'FORBIDDEN');
+    const actuator = await mintCallerToken(cp, { role: 'actuator', subject: 'a' });
+    assert.equal(
+      (await api(cp.url, '/v1/operator/enroll-token', { body: {}, auth: actuator })).body.error?.code,
+      'FORBIDDEN',
+    );
+  });
+});
