@@ -85,7 +85,8 @@ export function canonicalBytes(value: unknown): Uint8Array {
 }
 
 function depthOf(value: unknown, depth: number): number {
-  if (value === null || typeof value !== 'object') return depth;
+  // Stop descending past the limit: JSON.parse builds values far deeper than the call stack allows.
+  if (depth > MAX_JSON_DEPTH || value === null || typeof value !== 'object') return depth;
   let max = depth;
   for (const v of Array.isArray(value) ? value : Object.values(value)) {
     max = Math.max(max, depthOf(v, depth + 1));

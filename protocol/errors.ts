@@ -89,6 +89,8 @@ export type ProtocolErrorCode =
   | 'QUORUM_UNKNOWN_APPROVER'
   | 'QUORUM_BAD_SIGNATURE'
   | 'QUORUM_TOO_FEW'
+  | 'QUORUM_POLICY_UNAUTHORIZED'
+  | 'QUORUM_POLICY_STALE'
   // telemetry records and signed units (docs/protocol/telemetry.md §6)
   | 'TELEMETRY_TOO_LARGE'
   | 'TELEMETRY_MALFORMED'

@@ -504,9 +504,10 @@ export function validateJson(schema: JsonSchema, value: unknown, options: Valida
         const len = s.minLength !== undefined || s.maxLength !== undefined ? codePointLength(str) : 0;
         if (s.minLength !== undefined && len < s.minLength)
           report(path, 'minLength', `must be at least ${s.minLength} characters`);
-        if (s.maxLength !== undefined && len > s.maxLength)
-          report(path, 'maxLength', `must be at most ${s.maxLength} characters`);
-        if (s.pattern !== undefined) {
+        const tooLong = s.maxLength !== undefined && len > s.maxLength;
+        if (tooLong) report(path, 'maxLength', `must be at most ${s.maxLength} characters`);
+        // Matching costs O(length × states): a string already over maxLength is never scanned.
+        if (s.pattern !== undefined && !tooLong) {
           let p = patterns.get(s.pattern);
           if (!p) {
             try {

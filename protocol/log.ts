@@ -36,8 +36,11 @@ export interface LoggerOptions {
   fields?: LogFields;
 }
 
-// Field names that may carry secrets are never printed, whatever the caller passes.
-const SECRET_KEY = /(token|secret|password|passphrase|privatekey|private_key|apikey|api_key|seed|credential)$/i;
+// Field names that may carry secrets are never printed, whatever the caller passes, at any depth.
+const SECRET_KEY =
+  /(token|secret|password|passphrase|privatekey|private_key|apikey|api_key|seed|credential|authorization|cookie)$/i;
+/** Nesting printed in a field value; deeper parts become "[…]". */
+const MAX_FIELD_DEPTH = 8;
 
 /** Renders one field value for logfmt: bare when safe, else JSON-quoted. */
 function logfmtValue(value: unknown): string {
@@ -57,13 +60,33 @@ function safeJson(value: unknown): string {
   }
 }
 
+/**
+ * A copy of `v` safe to print: secret-named members redacted at every depth, byte arrays shown by length only (keys
+ * and nonces are bytes), errors by name, message and code, cycles and excess depth cut.
+ */
+function redactValue(v: unknown, depth: number, path: readonly object[]): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (ArrayBuffer.isView(v)) return `[${v.byteLength} bytes]`;
+  if (v instanceof ArrayBuffer) return `[${v.byteLength} bytes]`;
+  if (v instanceof Error) return { name: v.name, message: v.message, code: (v as { code?: unknown }).code };
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'Invalid Date' : v.toISOString();
+  if (path.includes(v)) return '[cycle]';
+  if (depth >= MAX_FIELD_DEPTH) return '[…]';
+  const inner = [...path, v];
+  if (Array.isArray(v)) return v.map((x) => redactValue(x, depth + 1, inner));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (x === undefined) continue;
+    out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactValue(x, depth + 1, inner);
+  }
+  return out;
+}
+
 function redact(fields: LogFields): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
-    if (SECRET_KEY.test(k)) out[k] = '[redacted]';
-    else if (v instanceof Error) out[k] = { name: v.name, message: v.message, code: (v as { code?: unknown }).code };
-    else out[k] = v;
+    out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactValue(v, 0, []);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // The LoRa frame (docs/protocol/lora-frames.md §3): a 10-byte cleartext header (+1 byte when fragmented) that is the
 // AEAD associated data, then ChaCha20-Poly1305 ciphertext and a 16-byte tag; plus splitting a message into fragments.
 
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { concatBytes } from './bytes.ts';
 import { SHORT_ID_BYTES } from './did-key.ts';
 import { ProtocolError } from './errors.ts';
@@ -293,6 +293,22 @@ export interface OpenedLoraFrame {
   readonly header: LoraHeader;
   /** The plaintext: a whole payload, or one fragment's chunk of it. */
   readonly payload: Uint8Array;
+  /**
+   * Names the session that authenticated the frame without revealing its keys (hex of 8 bytes of SHA-256 over both
+   * keys); set by openLoraFrame. The reassembler joins fragments only within one session (§7.3), so a device whose
+   * short id collides with another's cannot splice its chunks into the other's messages.
+   */
+  readonly sessionTag?: string;
+}
+
+/** The non-secret tag of a session: hex of SHA-256(label ‖ 0x00 ‖ uplink key ‖ downlink key)[0..8). */
+export function loraSessionTag(session: LoraSession): string {
+  return createHash('sha256')
+    .update('outpost/lora-session-tag/v1\u0000')
+    .update(session.uplinkKey)
+    .update(session.downlinkKey)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export interface OpenOptions extends LoraLimits {
@@ -331,7 +347,7 @@ export function openLoraFrame(frame: Uint8Array, session: LoraSession, options: 
     decipher.setAuthTag(tag);
     decipher.setAAD(headerBytes, { plaintextLength: ct.length });
     const payload = concatBytes(decipher.update(ct), decipher.final());
-    return { header, payload };
+    return { header, payload, sessionTag: loraSessionTag(session) };
   } catch (cause) {
     throw new ProtocolError('LORA_AUTH_FAILED', 'frame failed authentication', { cause });
   }

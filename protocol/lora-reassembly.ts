@@ -142,7 +142,8 @@ export function createLoraReassembler(options: LoraReassemblerOptions): LoraReas
     }
     const { index, count } = header.fragment;
     const firstSeq = header.seq - index;
-    const source = `${header.direction}:${toHex(header.shortId)}`;
+    // Per session, not per short id: short ids collide (by chance, or ground by an attacker's device).
+    const source = `${header.direction}:${toHex(header.shortId)}:${frame.sessionTag ?? ''}`;
     const key = `${source}:${firstSeq}`;
     let p = partials.get(key);
     if (p !== undefined && (p.type !== header.type || p.count !== count)) {

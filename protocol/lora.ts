@@ -48,6 +48,7 @@ export {
   LORA_TAG_BYTES,
   loraFrameCount,
   loraPayloadCapacity,
+  loraSessionTag,
   loraTypeInfo,
   openLoraFrame,
   sealLoraFrame,

@@ -15,6 +15,8 @@ import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
 /** Context label of an approver's signature over an approval request (quorum.md §4). */
 export const QUORUM_APPROVAL_CONTEXT = 'outpost/quorum-approval/v1';
+/** Context label of an approver's endorsement of a policy update (quorum.md §2.3). */
+export const QUORUM_POLICY_UPDATE_CONTEXT = 'outpost/quorum-policy-update/v1';
 /** Version byte of the binary encoding and `v` of the JSON request (quorum.md §5). */
 export const QUORUM_VERSION = 1;
 /** Least k for physical_actuation, whatever the policy says (quorum.md §2.2). */
@@ -341,4 +343,119 @@ export function verifyQuorum(token: QuorumToken | string | Uint8Array, options: 
     });
   }
   return { nonce: req.nonce, requestId: req.requestId, expMs: req.expMs, approvers: [...seen] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy updates (quorum.md §2.3): whoever delivers a policy (the control plane) may only tighten it; anything else
+// needs the endorsement of the installed policy's own approvers, so the control plane cannot appoint approvers.
+
+/** A policy as a device holds it, with the serial of the last endorsement it accepted (0 before any). */
+export interface InstalledPolicy {
+  readonly policy: QuorumPolicy;
+  readonly serial: number;
+}
+
+/** Approvals of the installed policy's approvers over { v, tid, serial, policy } of a new policy. */
+export const PolicyEndorsement = z.strictObject({
+  /** Greater than the serial of every endorsement the device accepted before: an endorsement is used once. */
+  serial: z
+    .int()
+    .min(1)
+    .max(2 ** 48 - 1),
+  approvals: z.array(Approval).min(1).max(MAX_APPROVALS),
+});
+export type PolicyEndorsement = z.infer<typeof PolicyEndorsement>;
+
+function updateSigningBytes(policy: QuorumPolicy, serial: number): Uint8Array {
+  return canonicalBytes({ v: QUORUM_VERSION, tid: policy.tid, serial, policy });
+}
+
+/** Signs, as approver `approverId` of the installed policy, that `policy` may replace it under `serial`. */
+export function signPolicyUpdate(policy: QuorumPolicy, serial: number, approverId: string, seed: Uint8Array): Approval {
+  const checked = parseQuorumPolicy(policy);
+  if (!PolicyEndorsement.shape.serial.safeParse(serial).success) throw malformed('bad endorsement serial');
+  if (!ApproverId.safeParse(approverId).success) throw malformed('bad approver id');
+  return {
+    approver: approverId,
+    sig: toBase64Url(signEd25519(seed, QUORUM_POLICY_UPDATE_CONTEXT, updateSigningBytes(checked, serial))),
+  };
+}
+
+const selectorOf = (r: QuorumPolicy['rules'][number]): string =>
+  'tool' in r ? `tool:${r.tool}` : `class:${r.safetyClass}`;
+
+/**
+ * True when `next` trusts no key `current` does not and demands at least as many approvals for every call: its
+ * approver keys are a subset of `current`'s, and every rule of `current` is in `next` with a k at least as large.
+ * (requiredApprovals takes the largest k of the matching rules, so it can then only grow.)
+ */
+export function isPolicyNoWeaker(current: QuorumPolicy, next: QuorumPolicy): boolean {
+  if (current.tid !== next.tid) return false;
+  const keys = new Set(current.approvers.map((a) => a.publicKey));
+  if (!next.approvers.every((a) => keys.has(a.publicKey))) return false;
+  const nextK = new Map<string, number>();
+  for (const r of next.rules) nextK.set(selectorOf(r), Math.max(nextK.get(selectorOf(r)) ?? 0, r.k));
+  return current.rules.every((r) => (nextK.get(selectorOf(r)) ?? 0) >= r.k);
+}
+
+/** Endorsements a widening update needs: the strictest k the installed policy demands of any call. */
+export function policyUpdateQuorum(policy: QuorumPolicy): number {
+  return Math.max(MIN_PHYSICAL_K, ...policy.rules.map((r) => r.k));
+}
+
+/**
+ * Decides whether `next` may replace the installed policy (quorum.md §2.3) and returns what to install. An update
+ * that isPolicyNoWeaker is accepted as is (the serial stays). Any other needs `endorsement`: a serial above the
+ * installed one and signatures of at least policyUpdateQuorum(installed) distinct approvers of the installed policy
+ * over exactly `next`. Throws QUORUM_POLICY_INVALID, QUORUM_WRONG_TENANT, QUORUM_POLICY_UNAUTHORIZED (a widening
+ * without endorsement), QUORUM_MALFORMED, QUORUM_POLICY_STALE, QUORUM_DUPLICATE_APPROVER, QUORUM_UNKNOWN_APPROVER,
+ * QUORUM_BAD_SIGNATURE, QUORUM_TOO_FEW.
+ */
+export function checkPolicyUpdate(installed: InstalledPolicy, next: unknown, endorsement?: unknown): InstalledPolicy {
+  const current = parseQuorumPolicy(installed.policy);
+  if (!Number.isSafeInteger(installed.serial) || installed.serial < 0) throw malformed('bad installed serial');
+  const policy = parseQuorumPolicy(next);
+  if (policy.tid !== current.tid) throw new ProtocolError('QUORUM_WRONG_TENANT', 'policy is for another tenant');
+  if (endorsement === undefined) {
+    if (isPolicyNoWeaker(current, policy)) return { policy, serial: installed.serial };
+    throw new ProtocolError(
+      'QUORUM_POLICY_UNAUTHORIZED',
+      'the update trusts new keys or lowers a requirement; it needs the approvers’ endorsement',
+    );
+  }
+  const e = PolicyEndorsement.safeParse(endorsement);
+  if (!e.success) throw malformed(`policy endorsement: ${e.error.issues[0]?.message ?? 'invalid'}`);
+  if (e.data.serial <= installed.serial) {
+    throw new ProtocolError('QUORUM_POLICY_STALE', 'endorsement serial is not above the installed one', {
+      details: { serial: e.data.serial, installed: installed.serial },
+    });
+  }
+  const message = updateSigningBytes(policy, e.data.serial);
+  const seen = new Set<string>();
+  for (const a of e.data.approvals) {
+    if (seen.has(a.approver)) {
+      throw new ProtocolError('QUORUM_DUPLICATE_APPROVER', 'an approver endorsed twice', {
+        details: { approver: a.approver },
+      });
+    }
+    seen.add(a.approver);
+    const member = current.approvers.find((p) => p.id === a.approver);
+    if (!member) {
+      throw new ProtocolError('QUORUM_UNKNOWN_APPROVER', 'endorser is not an approver of the installed policy', {
+        details: { approver: a.approver },
+      });
+    }
+    if (!verifyEd25519(fromBase64Url(member.publicKey), QUORUM_POLICY_UPDATE_CONTEXT, message, fromBase64Url(a.sig))) {
+      throw new ProtocolError('QUORUM_BAD_SIGNATURE', 'an endorsement does not verify', {
+        details: { approver: a.approver },
+      });
+    }
+  }
+  const k = policyUpdateQuorum(current);
+  if (seen.size < k) {
+    throw new ProtocolError('QUORUM_TOO_FEW', `${seen.size} of ${k} required endorsements`, {
+      details: { k, have: seen.size },
+    });
+  }
+  return { policy, serial: e.data.serial };
 }

@@ -61,7 +61,31 @@ export function signEd25519(seed: Uint8Array, context: string, message: Uint8Arr
   return new Uint8Array(nodeSign(null, signingInput(context, message), priv));
 }
 
-/** True iff `signature` is a valid Ed25519 signature by `publicKey` over signingInput(context, message). */
+// The small-order points of edwards25519 as encoded keys, sign bit cleared: y = 0, 1, the two order-8 ys, p − 1,
+// and the non-canonical p and p + 1 (the blocklist libsodium applies). OpenSSL verifies against them, and with the
+// identity as key the signature (R = identity, S = 0) is valid for every message.
+const SMALL_ORDER_ENCODINGS = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((hex) => Buffer.from(hex, 'hex'));
+
+/** True when a 32-byte Ed25519 public key encodes a point of small order: such a key can verify forgeries. */
+export function isSmallOrderEd25519(publicKey: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
+  const y = Buffer.from(publicKey);
+  y[31]! &= 0x7f;
+  return SMALL_ORDER_ENCODINGS.some((b) => b.equals(y));
+}
+
+/**
+ * True iff `signature` is a valid Ed25519 signature by `publicKey` over signingInput(context, message). A key of small
+ * order verifies nothing (canonical-signing.md §6).
+ */
 export function verifyEd25519(
   publicKey: Uint8Array,
   context: string,
@@ -70,6 +94,7 @@ export function verifyEd25519(
 ): boolean {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  if (isSmallOrderEd25519(publicKey)) return false;
   let pub: ReturnType<typeof createPublicKey>;
   try {
     pub = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' });

@@ -13,7 +13,13 @@ import { DeviceId, TenantId } from './identifiers.ts';
 import { type JwkSet, Kid, type PublishedJwk } from './jwks.ts';
 import { isMachineRole, ROLES } from './roles.ts';
 import { parseScopeClaim, type Scope } from './scopes.ts';
-import { ed25519KeyPair, MLDSA65_SEED_BYTES, MLDSA65_SIGNATURE_BYTES, signingInput } from './signing.ts';
+import {
+  ed25519KeyPair,
+  isSmallOrderEd25519,
+  MLDSA65_SEED_BYTES,
+  MLDSA65_SIGNATURE_BYTES,
+  signingInput,
+} from './signing.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Tenant ids (tokens.md §2)
@@ -313,6 +319,10 @@ export function selectKey(jwks: JwkSet, kid: string): PublishedJwk {
 }
 
 async function verifyEdDsa(jws: string, key: PublishedJwk): Promise<Uint8Array> {
+  // A small-order key would accept the universal forgery (canonical-signing.md §6): it verifies nothing.
+  if (isSmallOrderEd25519(fromBase64Url(key.x))) {
+    throw new ProtocolError('TOKEN_BAD_SIGNATURE', 'the key is of small order and verifies nothing');
+  }
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: key.x }, format: 'jwk' });
   try {
     const r = await compactVerify(jws, publicKey, { algorithms: ['EdDSA'], crit: { [PQ_HEADER]: true } });

@@ -1,7 +1,7 @@
 // Opens an Outpost SQLite file: WAL, synchronous=FULL, integrity check on start, forward-only
 // migrations per component. Every other store module (and the control plane's tables) builds on it.
 
-import { chmodSync, existsSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../protocol/clock.ts';
 import { type Logger, silentLogger } from '../protocol/log.ts';
@@ -292,6 +292,31 @@ function applyMigrations(
 }
 
 /**
+ * Creates `path` empty with exactly `mode`, refusing to follow a symlink; false when something is already there.
+ * SQLite itself would create the file with the umask's mode (0644 under a usual umask) before any chmod, a window in
+ * which another local user could open it and keep reading through that descriptor.
+ */
+function createPrivateFile(path: string, mode: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    throw new StoreError('STORE_CANTOPEN', `cannot create database file ${path}: ${(e as Error).message}`, {
+      cause: e,
+      details: { path, errno: code },
+    });
+  }
+  try {
+    fchmodSync(fd, mode); // exact bits, whatever the umask
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/**
  * Opens (creating when absent, unless read-only) the store file at `path`, checks its integrity,
  * and migrates it. Throws StoreError: STORE_CANTOPEN, STORE_CORRUPT (never repaired or replaced),
  * STORE_NOT_OURS, STORE_TOO_NEW, STORE_NEEDS_MIGRATION, STORE_MIGRATION_MISMATCH, STORE_MIGRATION_FAILED,
@@ -303,9 +328,18 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
   const readonly = options.readonly ?? false;
   const sets = [CORE_MIGRATIONS, ...options.migrations];
   validateMigrations(sets);
-  const isNew = !existsSync(path);
+  const isNew = readonly ? !existsSync(path) : createPrivateFile(path, options.fileMode ?? 0o600);
   if (readonly && isNew) {
     throw new StoreError('STORE_CANTOPEN', `database file ${path} does not exist`, { details: { path } });
+  }
+  if (!isNew && !existsSync(path)) {
+    throw new StoreError(
+      'STORE_CANTOPEN',
+      `database path ${path} is a symbolic link to nothing; refusing to create it`,
+      {
+        details: { path },
+      },
+    );
   }
   let sqlite: SqliteDatabase;
   try {
@@ -326,7 +360,6 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
     });
   }
   try {
-    if (isNew && !readonly) chmodSync(path, options.fileMode ?? 0o600);
     const size = fileBytes(path);
     const mode = options.integrityCheck ?? 'auto';
     const check = mode === 'auto' ? (size <= (options.fullCheckMaxBytes ?? 64 << 20) ? 'full' : 'quick') : mode;

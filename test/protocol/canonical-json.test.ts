@@ -182,6 +182,13 @@ describe('RFC 8785 canonical JSON', () => {
       throwsCode(() => parseJson(`[${ok}]`, MAX), 'CANON_TOO_DEEP');
     });
 
+    it('refuses nesting far beyond the stack with CANON_TOO_DEEP, not a RangeError (deep-nesting attack)', () => {
+      // 200,000 levels fit in 400 kB, well under an envelope's 1 MiB; JSON.parse takes them, a recursive walk would not.
+      const n = 200_000;
+      throwsCode(() => parseJson(`${'['.repeat(n)}${']'.repeat(n)}`, MAX), 'CANON_TOO_DEEP');
+      throwsCode(() => parseJson(`${'{"a":'.repeat(n)}1${'}'.repeat(n)}`, 4 * MAX), 'CANON_TOO_DEEP');
+    });
+
     it('refuses input that is not a string', () => {
       throwsCode(() => parseJson(Buffer.from('{}') as unknown as string, MAX), 'JSON_MALFORMED');
     });

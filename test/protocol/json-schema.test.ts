@@ -275,6 +275,19 @@ describe('validateJson', () => {
     assert.equal(validateJson(s, '😀').valid, false);
   });
 
+  it('pattern CPU attack: a string over maxLength is refused by length alone, its pattern never run', () => {
+    // Matching costs O(length × NFA states); a caller must not make the gate scan a megabyte the schema caps at 8.
+    const s: JsonSchema = { type: 'string', maxLength: 8, pattern: '^[a-z]+$' };
+    const r = validateJson(s, 'A'.repeat(100_000));
+    assert.ok(!r.valid);
+    assert.deepEqual(
+      r.errors.map((e) => e.keyword),
+      ['maxLength'],
+    );
+    const short = validateJson(s, 'ABC');
+    assert.deepEqual(!short.valid && short.errors.map((e) => e.keyword), ['pattern']);
+  });
+
   it('looks up properties as own members only', () => {
     const r = validateJson(closed({ a: { type: 'null' } }), JSON.parse('{"constructor":1,"__proto__":2,"toString":3}'));
     assert.ok(!r.valid);

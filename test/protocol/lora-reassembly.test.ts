@@ -242,6 +242,32 @@ describe('LoRa reassembly', () => {
     );
   });
 
+  it('fragment splicing across colliding short ids: fragments opened under different sessions never join', () => {
+    // Device B (an attacker's own enrolled device) ground a key whose short id equals device A's. Each of its frames
+    // authenticates under B's session, but its chunk must not complete, replace or drop A's partial message.
+    const a = pairs[0]!;
+    const b = pairs[1]!;
+    const shortId = a.device.shortId;
+    const bDevice = { ...b.device, shortId };
+    const bControlPlane = { ...b.controlPlane, shortId };
+    const maxFrameBytes = LORA_PROFILES.meshtastic.maxFrameBytes;
+    const honest = new Uint8Array(300).fill(0xaa);
+    const evil = new Uint8Array(300).fill(0xee);
+    const aFrames = sealLoraMessage(a.device, { type: 'tool.result', firstSeq: 100 }, honest, { maxFrameBytes });
+    const bFrames = sealLoraMessage(bDevice, { type: 'tool.result', firstSeq: 100 }, evil, { maxFrameBytes });
+    const r = createLoraReassembler({ clock: new FakeClock() });
+    const openA = (f: Uint8Array) => openLoraFrame(f, a.controlPlane, { expect: 'uplink' });
+    const openB = (f: Uint8Array) => openLoraFrame(f, bControlPlane, { expect: 'uplink' });
+    assert.equal(r.add(openA(aFrames[0]!)).status, 'pending');
+    assert.equal(r.add(openB(bFrames[1]!)).status, 'pending');
+    const done = r.add(openA(aFrames[1]!));
+    assert.equal(done.status, 'complete');
+    assert.deepEqual(done.status === 'complete' && done.message.payload, honest);
+    const also = r.add(openB(bFrames[0]!));
+    assert.deepEqual(also.status === 'complete' && also.message.payload, evil);
+    assert.equal(r.stats().mismatched, 0);
+  });
+
   it('passes unfragmented frames straight through', () => {
     const r = createLoraReassembler({ clock: new FakeClock() });
     const [f] = openedMessage(0, 5, Uint8Array.of(1, 2, 3), 233);

@@ -4,13 +4,16 @@ import fc from 'fast-check';
 import { canonicalize, parseJson } from '../../protocol/canonical-json.ts';
 import { FakeClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
+import { isOutpostError } from '../../protocol/errors.ts';
 import {
   type ApprovalRequest,
   approverPublicKey,
   argsHash,
+  checkPolicyUpdate,
   decodeQuorumToken,
   encodeQuorumToken,
   MAX_QUORUM_TOKEN_BYTES,
+  type PolicyEndorsement,
   parseQuorumPolicy,
   type QuorumPolicy,
   type QuorumToken,
@@ -18,6 +21,7 @@ import {
   quorumTokenToText,
   requiredApprovals,
   signApproval,
+  signPolicyUpdate,
   type VerifyQuorumOptions,
   verifyQuorum,
 } from '../../protocol/quorum.ts';
@@ -370,5 +374,113 @@ describe('quorum: approver keys', () => {
         v.policy.approvers.find((p) => p.id === a.id)!.publicKey,
       );
     }
+  });
+});
+
+describe('quorum: policy updates (a control plane cannot appoint its own approvers)', () => {
+  const installed = { policy: v.policy, serial: 0 };
+  const rogue = approverPublicKey(new Uint8Array(32).fill(7));
+  const widened: QuorumPolicy = {
+    ...v.policy,
+    approvers: [
+      { id: 'cp-1', publicKey: rogue },
+      { id: 'cp-2', publicKey: approverPublicKey(new Uint8Array(32).fill(8)) },
+    ],
+    rules: [{ safetyClass: 'physical_actuation', k: 2 }],
+  };
+  const endorse = (policy: QuorumPolicy, serial: number, signers: string[]): PolicyEndorsement => ({
+    serial,
+    approvals: signers.map((id) => signPolicyUpdate(policy, serial, id, seeds.get(id)!)),
+  });
+  const throwsCode = (fn: () => unknown, code: string) =>
+    assert.throws(fn, (e: unknown) => isOutpostError(e, code), `expected ${code}`);
+
+  it('policy takeover: replacing the approvers without their endorsement is refused', () => {
+    throwsCode(() => checkPolicyUpdate(installed, widened), 'QUORUM_POLICY_UNAUTHORIZED');
+    // Nor may it add one approver, lower a k, or drop a rule.
+    const added = { ...v.policy, approvers: [...v.policy.approvers, { id: 'cp', publicKey: rogue }] };
+    throwsCode(() => checkPolicyUpdate(installed, added), 'QUORUM_POLICY_UNAUTHORIZED');
+    const lowered = { ...v.policy, rules: [v.policy.rules[0]!, { tool: 'pump.*', k: 2 }] };
+    throwsCode(() => checkPolicyUpdate(installed, lowered), 'QUORUM_POLICY_UNAUTHORIZED');
+    throwsCode(() => checkPolicyUpdate(installed, { ...v.policy, rules: [] }), 'QUORUM_POLICY_UNAUTHORIZED');
+    // A key moved to another id is a new key for that id's old holder: still only keys already trusted.
+    const swapped = {
+      ...v.policy,
+      approvers: v.policy.approvers.map((a, i, all) => ({ id: a.id, publicKey: all[(i + 1) % all.length]!.publicKey })),
+    };
+    assert.deepEqual(checkPolicyUpdate(installed, swapped), { policy: swapped, serial: 0 });
+  });
+
+  it('tightening needs no endorsement: fewer approvers, higher k, more rules', () => {
+    const tighter: QuorumPolicy = {
+      ...v.policy,
+      approvers: v.policy.approvers.slice(0, 3),
+      rules: [
+        { safetyClass: 'physical_actuation', k: 3 },
+        { tool: 'pump.*', k: 3 },
+        { tool: 'valve.open', k: 3 },
+      ],
+    };
+    assert.deepEqual(checkPolicyUpdate(installed, tighter), { policy: tighter, serial: 0 });
+    const fewer: QuorumPolicy = { ...v.policy, approvers: v.policy.approvers.slice(0, 2), rules: [] };
+    // Dropping the pump.* k=3 rule is a weakening even though only two approvers remain.
+    throwsCode(() => checkPolicyUpdate(installed, fewer), 'QUORUM_POLICY_UNAUTHORIZED');
+  });
+
+  it('a widening endorsed by the strictest k of the installed policy is accepted, with its serial', () => {
+    // The installed policy's strictest rule is pump.* k = 3: three of its approvers must endorse.
+    throwsCode(() => checkPolicyUpdate(installed, widened, endorse(widened, 1, ['alice', 'bob'])), 'QUORUM_TOO_FEW');
+    const ok = checkPolicyUpdate(installed, widened, endorse(widened, 1, ['alice', 'bob', 'carol']));
+    assert.deepEqual(ok, { policy: widened, serial: 1 });
+  });
+
+  it('endorsements bind the exact policy, the tenant and the serial, and count only installed approvers', () => {
+    const e = endorse(widened, 5, ['alice', 'bob', 'carol']);
+    const other = {
+      ...widened,
+      rules: [
+        { safetyClass: 'physical_actuation' as const, k: 2 },
+        { tool: 'x.*', k: 1 },
+      ],
+    };
+    throwsCode(() => checkPolicyUpdate(installed, other, e), 'QUORUM_BAD_SIGNATURE');
+    throwsCode(() => checkPolicyUpdate(installed, widened, { ...e, serial: 6 }), 'QUORUM_BAD_SIGNATURE');
+    const dup = { serial: 5, approvals: [e.approvals[0]!, e.approvals[0]!, e.approvals[1]!] };
+    throwsCode(() => checkPolicyUpdate(installed, widened, dup), 'QUORUM_DUPLICATE_APPROVER');
+    // The new policy's own approvers (the control plane's keys) do not count.
+    const byRogues = {
+      serial: 5,
+      approvals: [
+        signPolicyUpdate(widened, 5, 'cp-1', new Uint8Array(32).fill(7)),
+        signPolicyUpdate(widened, 5, 'cp-2', new Uint8Array(32).fill(8)),
+        e.approvals[0]!,
+      ],
+    };
+    throwsCode(() => checkPolicyUpdate(installed, widened, byRogues), 'QUORUM_UNKNOWN_APPROVER');
+    // Another tenant's policy is never an update.
+    throwsCode(
+      () => checkPolicyUpdate(installed, { ...widened, tid: '00000000-0000-5000-8000-000000000000' }, e),
+      'QUORUM_WRONG_TENANT',
+    );
+  });
+
+  it('policy rollback: an endorsement at or below the installed serial is refused', () => {
+    // dave is added with the approvers' endorsement, later removed (a tightening, allowed), and the control plane
+    // then replays the old endorsement to bring his (since compromised) key back.
+    const withDave = { ...v.policy, approvers: [...v.policy.approvers, { id: 'dave', publicKey: rogue }] };
+    const e = endorse(withDave, 3, ['alice', 'bob', 'carol']);
+    const added = checkPolicyUpdate(installed, withDave, e);
+    assert.equal(added.serial, 3);
+    const removed = checkPolicyUpdate(added, v.policy);
+    assert.deepEqual(removed, { policy: v.policy, serial: 3 });
+    throwsCode(() => checkPolicyUpdate(removed, withDave, e), 'QUORUM_POLICY_STALE');
+  });
+
+  it('is total on arbitrary inputs', () => {
+    const r = assertDecoderTotal(jsonTextInputs([widened, endorse(widened, 1, ['alice'])]), (text) => {
+      const value = parseJson(text, 1 << 16) as { policy?: unknown; serial?: unknown };
+      checkPolicyUpdate(installed, value, value as unknown as PolicyEndorsement);
+    });
+    assert.ok(r.rejected > 0);
   });
 });

@@ -10,6 +10,7 @@ import {
   HYBRID_PUBLIC_KEY_BYTES,
   HYBRID_SIGNATURE_BYTES,
   hybridKeyPair,
+  isSmallOrderEd25519,
   signEd25519,
   signHybrid,
   signingInput,
@@ -158,6 +159,35 @@ describe('domain-separated signing', () => {
       assert.equal(verifyEd25519(pub, v.context!, msg, concatBytes(sig, Uint8Array.of(0))), false);
       assert.equal(verifyEd25519(new Uint8Array(32).fill(0xff), v.context!, msg, sig), false);
       assert.equal(verifyEd25519('x' as unknown as Uint8Array, v.context!, msg, sig), false);
+    });
+
+    it('weak-key forgery: a small-order public key verifies nothing, not even the universal forgery', () => {
+      // The 8 small-order points of edwards25519 (and y >= p spellings), each with the sign bit clear and set. With the
+      // identity as key, (R = identity, S = 0) satisfies [S]B = R + [k]A for every message, and OpenSSL accepts it.
+      const blocked = [
+        '0000000000000000000000000000000000000000000000000000000000000000',
+        '0100000000000000000000000000000000000000000000000000000000000000',
+        '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+        'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+        'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+        'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+        'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      ];
+      const identity = fromHex(blocked[1]!);
+      const forged = concatBytes(identity, new Uint8Array(32));
+      for (const hex of blocked) {
+        for (const signBit of [0, 0x80]) {
+          const key = fromHex(hex);
+          key[31]! |= signBit;
+          for (let i = 0; i < 8; i++) {
+            const m = Uint8Array.of(i);
+            assert.equal(verifyEd25519(key, v.context!, m, forged), false, `${toHex(key)} accepted a forgery`);
+            assert.equal(verifyEd25519(key, v.context!, m, concatBytes(key, new Uint8Array(32))), false);
+          }
+        }
+      }
+      assert.equal(isSmallOrderEd25519(identity), true);
+      assert.equal(isSmallOrderEd25519(pub), false);
     });
 
     it('refuses seeds that are not 32 bytes with SIG_BAD_KEY', () => {

@@ -3,7 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CompactSign, createLocalJWKSet, jwtVerify } from 'jose';
-import { toBase64Url } from '../../protocol/bytes.ts';
+import { concatBytes, toBase64Url } from '../../protocol/bytes.ts';
 import { canonicalBytes, canonicalize } from '../../protocol/canonical-json.ts';
 import { FakeClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
@@ -237,6 +237,18 @@ describe('runtime tokens: hybrid stripping attacks', () => {
     const edOnly = { kid: plain.kid, ed25519Seed: seedFromHex(plain.ed25519SeedHex), mldsaSeed: new Uint8Array(32) };
     const t = await signRuntimeToken(plain.claims, edOnly);
     await rejectsWith(verifyRuntimeToken(t, options()), 'TOKEN_BAD_HEADER');
+  });
+
+  it('weak-key forgery: a published key of small order verifies no token', async () => {
+    // An identity-point key accepts (R = identity, S = 0) over any signing input; such a key must verify nothing.
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const weak = publishedJwk(identity, 'active', 'weak-key');
+    const set = parseJwks(JSON.stringify({ keys: [weak] }));
+    const header = toBase64Url(canonicalBytes({ alg: 'EdDSA', kid: 'weak-key', typ: 'outpost-rt+jwt' }));
+    const payload = toBase64Url(canonicalBytes(plain.claims));
+    const forged = `${header}.${payload}.${toBase64Url(concatBytes(identity, new Uint8Array(32)))}`;
+    await rejectsWith(verifyRuntimeToken(forged, options({ jwks: set })), 'TOKEN_BAD_SIGNATURE');
   });
 
   it('pq without crit (or crit without pq) is refused', async () => {

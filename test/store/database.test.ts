@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, symlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -75,6 +75,15 @@ describe('openDatabase', () => {
     for (const set of ALL_MIGRATIONS) assert.equal(db.schemaVersion(set.component), set.migrations.length);
     assert.equal(db.schemaVersion('nothing'), 0);
     assert.equal(db.integrityCheck, 'full');
+  });
+
+  it('symlink attack: a dangling symlink planted at the database path is refused, its target never created', (t) => {
+    const dir = tempDir(t);
+    const target = join(dir, 'elsewhere.db');
+    const path = join(dir, 'a.db');
+    symlinkSync(target, path);
+    throwsStore(() => openAll(t, path), 'STORE_CANTOPEN');
+    assert.equal(existsSync(target), false);
   });
 
   it('applies only pending migrations, each recorded, and logs them', (t) => {

@@ -17,9 +17,9 @@ import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
 import { type Logger, silentLogger } from '../../protocol/log.ts';
 import { MetricsRegistry } from '../../protocol/metrics.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
+import { type BackhaulProxy, startBackhaulProxy } from './backhaul-proxy.ts';
 import { type FakeControlPlane, startFakeControlPlane } from './fake-controlplane.ts';
 import { tempDir } from './radio-fixtures.ts';
-import { type BackhaulProxy, startBackhaulProxy } from './tcp-proxy.ts';
 
 export const FAST_RNODE_TIMING = {
   bootDelayMs: 20,

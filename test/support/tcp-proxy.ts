@@ -1,64 +1,54 @@
-// A TCP proxy on 127.0.0.1 that plays the backhaul: while "up" it relays connections to a target port; "down"
-// cuts every open connection and refuses new ones, as a dead 4G or satellite link would look to a client.
+// A TCP proxy on 127.0.0.1 for fault tests: forwards to a target until told to black-hole (stop forwarding in both
+// directions while keeping every socket open — a half-open link as a dead NAT or Wi-Fi produces), then resume.
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
-export interface BackhaulProxy {
+export interface TcpProxy {
   readonly port: number;
-  isUp(): boolean;
-  up(): void;
-  /** Cuts every relayed connection (reset) and refuses new ones until up(). */
-  down(): void;
-  /** Connections accepted and relayed so far. */
-  connections(): number;
+  /** Stops forwarding; connections stay open and new ones are accepted but get nothing through. */
+  blackhole(): void;
+  resume(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
   close(): Promise<void>;
 }
 
-export async function startBackhaulProxy(targetPort: number): Promise<BackhaulProxy> {
-  let up = true;
-  let relayed = 0;
-  const open = new Set<Socket>();
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let forwarding = true;
+  let accepted = 0;
+  const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
-    if (!up) {
-      client.resetAndDestroy();
-      return;
-    }
-    relayed++;
+    accepted++;
     const upstream = connect(targetPort, '127.0.0.1');
-    open.add(client);
-    open.add(upstream);
-    const drop = () => {
-      open.delete(client);
-      open.delete(upstream);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop);
-    upstream.on('error', drop);
-    client.on('close', drop);
-    upstream.on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (d) => {
+      if (forwarding) upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (forwarding) client.write(d);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
   return {
-    port,
-    isUp: () => up,
-    up() {
-      up = true;
+    port: (server.address() as { port: number }).port,
+    blackhole: () => {
+      forwarding = false;
     },
-    down() {
-      up = false;
-      for (const s of open) s.resetAndDestroy();
-      open.clear();
+    resume: () => {
+      forwarding = true;
     },
-    connections: () => relayed,
-    close: () =>
-      new Promise<void>((resolve) => {
-        up = false;
-        for (const s of open) s.destroy();
-        server.close(() => resolve());
-      }),
+    get accepted() {
+      return accepted;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

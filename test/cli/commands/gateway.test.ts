@@ -13,12 +13,12 @@ import type { GatewayStatus } from '../../../gateway/gateway.ts';
 import { didKeyFromEd25519 } from '../../../protocol/did-key.ts';
 import { ed25519KeyPair } from '../../../protocol/signing.ts';
 import { writeFileAtomic } from '../../../store/atomic-file.ts';
+import { startBackhaulProxy } from '../../support/backhaul-proxy.ts';
 import { startCli } from '../../support/cli-process.ts';
 import { startFakeControlPlane } from '../../support/fake-controlplane.ts';
 import { FAST_RNODE_TIMING, TEST_RNODE_PARAMS } from '../../support/gateway-harness.ts';
 import { telemetryFrame, testControlPlaneKeys, testDevice } from '../../support/lora-fixtures.ts';
 import { tempDir } from '../../support/radio-fixtures.ts';
-import { startBackhaulProxy } from '../../support/tcp-proxy.ts';
 
 function getSocket(socketPath: string, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
