@@ -289,8 +289,44 @@ export const AgentConfig = z
     tools: z.array(ToolConfig).max(120).default([]),
     streams: z.array(StreamConfig).max(100).default([]),
     radios: z.array(RadioConfig).max(4).default([]),
+    uplink: z
+      .strictObject({
+        /**
+         * How telemetry and tool calls reach the control plane: `wss` (the default: the control-plane link once the
+         * device is enrolled), `lora` (through this device's own radio and a gateway), `auto` (WSS when reachable,
+         * LoRa otherwise), or `off` (off-grid even when enrolled).
+         */
+        mode: z.enum(['off', 'wss', 'lora', 'auto']).default('wss'),
+      })
+      .prefault({}),
+    lora: z
+      .strictObject({
+        /** Index into [[radios]] of the radio (role "uplink") the device sends through. */
+        radio: z.number().int().min(0).max(3).default(0),
+        /** Share of the regional duty-cycle budget this device uses; the rest is left to other transmitters. */
+        duty_cycle_share: z.number().min(0.01).max(1).default(0.5),
+        /** Heartbeat (lets the gateway deliver queued downlink) after this long without uplink; 0 = never. */
+        heartbeat_s: z.number().min(0).max(86_400).default(0),
+        /** How long one delivery waits for the control plane's acknowledgement before resending may happen. */
+        ack_timeout_s: z.number().min(0.1).max(3_600).default(30),
+        /** Telemetry frames per delivery. */
+        frames_per_delivery: z.number().int().min(1).max(16).default(4),
+        /** Only with a simulated air (`outpost radio sim --time-scale`): the link's airtime clock runs this fast. */
+        time_scale: z.number().min(1).max(100_000).default(1),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
+    if (c.uplink.mode === 'lora' || c.uplink.mode === 'auto') {
+      const r = c.radios[c.lora.radio];
+      if (r?.role !== 'uplink') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['lora', 'radio'],
+          message: `uplink mode "${c.uplink.mode}" needs [[radios]] entry ${c.lora.radio} with role "uplink"`,
+        });
+      }
+    }
     const toolNames = new Map<string, number>();
     c.tools.forEach((t, i) => {
       if (RESERVED_PREFIXES.some((p) => t.name.startsWith(p))) {

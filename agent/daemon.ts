@@ -450,12 +450,23 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     samplers.start();
     if (deps.uplink) {
+      const o = outbox;
       deps.uplink.bind?.({
         identity: { did: ident.did, seed: ident.seed },
         manifest: m.manifest,
         manifestHash: m.hash,
         callTool: (c) => acts.callTool({ ...c, source: 'upstream' }),
         auditCheckpoint: () => audit?.checkpoint(),
+        agent: {
+          did: ident.did,
+          identitySeed: ident.seed,
+          stateDir: paths.stateDir,
+          manifest: m,
+          db: storeDb,
+          trust,
+          callTool: (request) => acts.callTool(request),
+          queuedRecords: () => o.stats().items,
+        },
       });
       await deps.uplink.start();
       pump = startUplinkPump({ outbox, uplink: deps.uplink, log: log.child({ part: 'uplink' }) });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { toBase64Url, utf8 } from '../protocol/bytes.ts';
+import { fromBase64Url, toBase64Url, utf8 } from '../protocol/bytes.ts';
 import { canonicalBytes, parseJson } from '../protocol/canonical-json.ts';
 import { type JwkSet, parseJwks } from '../protocol/jwks.ts';
 import type { CapabilityManifest } from '../protocol/manifest.ts';
@@ -15,6 +15,7 @@ import { parseQuorumPolicy, type QuorumPolicy } from '../protocol/quorum.ts';
 import { signEd25519 } from '../protocol/signing.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { LinkError } from './link-errors.ts';
+import { loadLoraKey, writeLoraSession } from './lora-session.ts';
 
 /** Context labels of the control plane's enrollment and token-request proofs (docs/controlplane.md §Enrollment). */
 export const ENROLL_PROOF_CONTEXT = 'outpost/enroll-proof/v1';
@@ -199,10 +200,13 @@ export async function enroll(input: EnrollInput): Promise<EnrollOutcome> {
   }
   const base = input.url.replace(/\/+$/, '');
   const hash = manifestHash(input.manifest);
+  // Every device sends its X25519 key, so that it can use a LoRa uplink later without enrolling again.
+  mkdirSync(input.stateDir, { recursive: true, mode: 0o700 });
+  const x25519PublicKey = toBase64Url(loadLoraKey(input.stateDir).publicKey);
   const proof = signEd25519(
     input.identity.seed,
     ENROLL_PROOF_CONTEXT,
-    enrollProofMessage({ device: input.identity.did, token: input.token, manifestHash: hash }),
+    enrollProofMessage({ device: input.identity.did, token: input.token, manifestHash: hash, x25519PublicKey }),
   );
   let res: Response;
   try {
@@ -214,6 +218,7 @@ export async function enroll(input: EnrollInput): Promise<EnrollOutcome> {
         token: input.token,
         device: input.identity.did,
         manifest: input.manifest,
+        x25519PublicKey,
         proof: toBase64Url(proof),
       }),
       signal: AbortSignal.timeout(30_000),
@@ -262,6 +267,11 @@ export async function enroll(input: EnrollInput): Promise<EnrollOutcome> {
     token: r.runtimeToken,
     expiresAtMs: r.tokenExpiresAtMs,
     issuedAtMs: tokenTimes(r.runtimeToken)?.issuedAtMs ?? input.nowMs,
+  });
+  writeLoraSession(input.stateDir, {
+    tid: r.tid,
+    controlPlaneX25519: fromBase64Url(r.controlPlaneX25519PublicKey),
+    via: 'ip',
   });
   writeEnrollment(input.stateDir, enrollment);
   return { enrollment, manifestStatus: r.manifest.status, reenrolled: r.reenrolled || existing !== undefined };

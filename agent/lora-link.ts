@@ -82,6 +82,8 @@ export interface LoraLinkOptions {
   readonly heartbeatIntervalMs?: number;
   /** Results of this many recent calls are kept, so a repeated call is answered without running again (default 64). */
   readonly resultCacheSize?: number;
+  /** A call retransmitted by the gateway is answered again from the stored result at most this often (default 10 s). */
+  readonly resultResendMs?: number;
 }
 
 export interface LinkStats {
@@ -92,6 +94,8 @@ export interface LinkStats {
   readonly refused: Record<string, number>;
   toolCalls: number;
   repeatedCalls: number;
+  /** Results sent again because the gateway retransmitted their call. */
+  resentResults: number;
   acks: number;
 }
 
@@ -176,6 +180,7 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
     refused: {},
     toolCalls: 0,
     repeatedCalls: 0,
+    resentResults: 0,
     acks: 0,
   };
   let started = false;
@@ -342,7 +347,36 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
 
   // ---- downlink ----
 
-  async function onToolCall(call: LoraToolCall): Promise<void> {
+  /** First seq of each call message answered → its call id (bounded like the result cache). */
+  const answered = new Map<number, string>();
+  const lastResent = new Map<string, number>();
+
+  function resendResult(frame: Uint8Array, firstSeq: number): void {
+    const callId = answered.get(firstSeq);
+    const result = callId === undefined ? undefined : results.get(callId);
+    if (!session || callId === undefined || !result) return;
+    const now = timers.nowMs();
+    if (now - (lastResent.get(callId) ?? Number.NEGATIVE_INFINITY) < (options.resultResendMs ?? 10_000)) return;
+    try {
+      openLoraFrame(frame, session, { expect: 'downlink', maxFrameBytes: 508 });
+    } catch {
+      return; // not from the control plane: a forgery gets nothing
+    }
+    lastResent.set(callId, now);
+    if (lastResent.size > resultCacheSize) lastResent.delete(lastResent.keys().next().value as string);
+    stats.resentResults++;
+    const payload = encodeToolResult({ callId, ...result });
+    void enqueue({
+      priority: PRIORITY.result,
+      type: 'tool.result',
+      frameBytes: frameBytesOf(payload.length),
+      build: () => sealMessage('tool.result', payload, true),
+    });
+  }
+
+  async function onToolCall(call: LoraToolCall, firstSeq: number): Promise<void> {
+    answered.set(firstSeq, call.callId);
+    if (answered.size > resultCacheSize) answered.delete(answered.keys().next().value as number);
     stats.toolCalls++;
     let result = results.get(call.callId);
     if (result) stats.repeatedCalls++;
@@ -409,6 +443,9 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
     }
     if (window.check(header.seq) !== 'fresh') {
       refuse('replay');
+      // A call frame seen before: the gateway is retrying because our result did not reach the control plane.
+      // Answer again from the stored result (authenticated first, at most once per resendMs per call).
+      if (header.type === 'tool.call') resendResult(frame, header.seq - (header.fragment?.index ?? 0));
       return;
     }
     let opened: ReturnType<typeof openLoraFrame>;
@@ -434,7 +471,9 @@ export function createLoraLink(options: LoraLinkOptions): LoraLink {
           return;
         }
         case 'tool.call':
-          void onToolCall(decodeToolCall(m.payload)).catch((e) => log.error('lora.tool_call_failed', { error: e }));
+          void onToolCall(decodeToolCall(m.payload), m.firstSeq).catch((e) =>
+            log.error('lora.tool_call_failed', { error: e }),
+          );
           return;
         case 'control':
           options.handlers.control?.(decodeControl(m.payload));

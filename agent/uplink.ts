@@ -3,9 +3,30 @@
 // The pump (uplink-pump.ts) owns leasing, acking and releasing, so every uplink gets that part right.
 
 import type { CapabilityManifest } from '../protocol/manifest.ts';
+import type { StoreDatabase } from '../store/database.ts';
 import type { Lease, SeqRange } from '../store/outbox.ts';
+import type { ToolCallResponse } from './api-types.ts';
+import type { BuiltAgentManifest } from './manifest-builder.ts';
+import type { CallRequest } from './tool-calls.ts';
+import type { TrustBundle } from './trust-bundle.ts';
 
 export type UplinkState = 'disconnected' | 'connected';
+
+/** What the running agent lends an uplink when it starts it (a link that carries tool calls needs these). */
+export interface UplinkContext {
+  readonly did: string;
+  /** The identity seed (keys derived from it stay in this process). */
+  readonly identitySeed: Uint8Array;
+  readonly stateDir: string;
+  readonly manifest: BuiltAgentManifest;
+  /** The agent's database (sequences, small durable state of the link). */
+  readonly db: StoreDatabase;
+  readonly trust: TrustBundle | undefined;
+  /** Runs a call from upstream through the safety gate and the executor, as every call does. */
+  callTool(request: CallRequest): Promise<ToolCallResponse>;
+  /** Records waiting in the outbox (for heartbeats). */
+  queuedRecords(): number;
+}
 
 export interface Uplink {
   /** A short name for logs and status (`wss`, `lora0`). */
@@ -38,4 +59,6 @@ export interface UplinkBinding {
   }>;
   /** Signs a checkpoint of the agent's audit chain now (store/audit.ts), for the control plane to anchor. */
   auditCheckpoint?(): { readonly body: object; readonly signature: Uint8Array } | undefined;
+  /** The agent's context, for links that keep durable state of their own (the LoRa uplink). */
+  readonly agent?: UplinkContext;
 }

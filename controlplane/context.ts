@@ -5,6 +5,7 @@ import type { JsonValue } from '../protocol/canonical-json.ts';
 import type { Clock } from '../protocol/clock.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
+import type { LoraEndpoint } from './lora-endpoint.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { AuditInput, ControlPlaneStore, KeyVault, Scheduler, SessionRegistry } from './ports.ts';
 import type { ControlPlaneSettings } from './settings.ts';
@@ -21,6 +22,8 @@ export interface ControlPlaneContext {
   readonly metrics: ControlPlaneMetrics;
   readonly settings: ControlPlaneSettings;
   readonly limiter: AuthLimiter;
+  /** Devices reached through gateways over LoRa. */
+  readonly lora: LoraEndpoint;
   /** Random bytes (the OS CSPRNG; tests may pass a seeded source). */
   readonly random: (n: number) => Uint8Array;
 }

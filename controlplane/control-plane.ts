@@ -12,6 +12,7 @@ import { createAuthLimiter } from './auth-limiter.ts';
 import type { ControlPlaneContext } from './context.ts';
 import { createHttpApi, type RequestInfo } from './http-api.ts';
 import { acceptHubConnection, type Connection, type HubConnection } from './hub-session.ts';
+import { createLoraEndpoint } from './lora-endpoint.ts';
 import { createMemorySessionRegistry } from './memory-sessions.ts';
 import { createControlPlaneMetrics } from './metrics.ts';
 import type { ControlPlaneStore, KeyVault, Scheduler, SessionRegistry } from './ports.ts';
@@ -73,6 +74,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
+    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log }),
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });
   let cancelRotation: (() => void) | undefined;

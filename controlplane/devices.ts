@@ -134,6 +134,15 @@ export async function acceptManifest(
   return deviceView(ctx, updated);
 }
 
+/** Tells the tenant's gateways which LoRa devices they serve; a failure is logged, the gateways catch up later. */
+export async function publishServed(ctx: ControlPlaneContext, tid: string): Promise<void> {
+  try {
+    await ctx.lora.publishServed(tid);
+  } catch (e) {
+    ctx.log.warning('lora.publish_failed', { tid, err: e as Error });
+  }
+}
+
 /** Revokes a device: session closed, tokens and re-enrollment refused, gateways told. Idempotent. */
 export async function revokeDevice(
   ctx: ControlPlaneContext,
@@ -161,6 +170,7 @@ export async function revokeDevice(
   for (const s of ctx.sessions.online(d.tid)) {
     if (s.role === 'gateway' && s.device !== d.device) s.send('revoke', { kind: 'device', device: d.device });
   }
+  await publishServed(ctx, d.tid);
   const after = (await ctx.store.getDevice(d.device)) ?? d;
   return { device: deviceView(ctx, after), revocation: revocation ?? null };
 }

@@ -13,6 +13,7 @@ import type { DeviceTokenRequest, EnrollRequest, EnrollTokenRequest } from './ap
 import { authFailure, checkNotLockedOut, type Principal, requireOperator } from './auth.ts';
 import { audit, type ControlPlaneContext } from './context.ts';
 import { constantTimeEqual, enrollTokenHash, mintEnrollToken as mintToken } from './credentials.ts';
+import { publishServed } from './devices.ts';
 import {
   DEVICE_TOKEN_PROOF_CONTEXT,
   deviceTokenProofMessage,
@@ -229,6 +230,7 @@ export async function enrollDevice(
   const policy = await ctx.store.getPolicy(token.tid);
   ctx.metrics.enrollments.inc({ outcome: 'enrolled' });
   ctx.limiter.succeed(address);
+  if (outcome.device.x25519PublicKey) await publishServed(ctx, token.tid);
   await audit(ctx, {
     kind: 'enroll',
     actor: req.device,

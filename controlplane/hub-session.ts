@@ -92,6 +92,8 @@ const FROM_DEVICE: ReadonlySet<EnvelopeType> = new Set([
   'error',
   'ping',
   'pong',
+  'lora.uplink',
+  'lora.downlink.report',
 ]);
 
 interface PendingCall {
@@ -219,7 +221,10 @@ export function acceptHubConnection(
       call.reject(new ControlPlaneError('SESSION_CLOSED', 'the device session closed during the call'));
     }
     pendingCalls.clear();
-    if (handle) sessions.unregister(handle);
+    if (handle) {
+      sessions.unregister(handle);
+      if (role === 'gateway' && sessions.get(device) === undefined) ctx.lora.gatewayGone(device);
+    }
     try {
       connection.close(code, reason.slice(0, 120));
     } catch (e) {
@@ -382,6 +387,7 @@ export function acceptHubConnection(
     sendEnvelope('hello.ack', { sessionId, heartbeatMs: settings.heartbeatMs, resume: { ackedThroughSeq } });
     const policy = await store.getPolicy(tid);
     if (policy) sendEnvelope('policy.update', { policy: policy.policy });
+    if (role === 'gateway') await ctx.lora.gatewayOpened(device, tid);
     later(Math.max(500, Math.floor(settings.heartbeatMs / 2)), tick);
     slog.info('session.opened', { role, manifestHash: runningHash, ackedThroughSeq });
     await audit(ctx, {
@@ -600,6 +606,15 @@ export function acceptHubConnection(
       case 'pong':
         if (!pendingPings.delete(env.body.inReplyTo)) return refuse('UNKNOWN_CALL', 'no ping with this id', env.id);
         return;
+      case 'lora.uplink':
+      case 'lora.downlink.report': {
+        if (role !== 'gateway') return refuse('FORBIDDEN', `only gateways send ${env.type}`, env.id);
+        if (env.type === 'lora.uplink') await ctx.lora.onUplink(device, tid, env.body);
+        else ctx.lora.onReport(device, env.body);
+        // Acknowledged only once every frame is durable: the gateway deletes what this names.
+        sendEnvelope('lora.ack', { inReplyTo: env.id });
+        return;
+      }
       case 'error':
         slog.info('hub.peer_error', { code: env.body.code, message: env.body.message, inReplyTo: env.body.inReplyTo });
         return;

@@ -5,6 +5,7 @@
 import type { JsonValue } from '../protocol/canonical-json.ts';
 import type { BodyOf } from '../protocol/envelope.ts';
 import type { KeyRecord } from '../protocol/jwks.ts';
+import type { LoraSession, ReplayWindowState } from '../protocol/lora.ts';
 import type { CapabilityManifest } from '../protocol/manifest.ts';
 import type { QuorumPolicy } from '../protocol/quorum.ts';
 import type { RuntimeClaims } from '../protocol/tokens.ts';
@@ -293,6 +294,13 @@ export interface ControlPlaneStore {
   anchorCheckpoint(anchor: AnchoredCheckpoint): Promise<AnchorOutcome>;
   listAnchors(device: string, limit: number): Promise<AnchoredCheckpoint[]>;
 
+  /** The device's LoRa uplink replay window as last saved (lora-frames.md §10.2). */
+  loraWindow(device: string): Promise<ReplayWindowState | undefined>;
+  /** Saves the uplink replay window durably, before the frame that moved it is acted on. */
+  saveLoraWindow(device: string, state: ReplayWindowState): Promise<void>;
+  /** `count` downlink seqs for `device` never handed out before (durable before returned); returns the first. */
+  takeLoraDownlinkSeqs(device: string, count: number): Promise<number>;
+
   /** Appends to the keyed audit chain (store/audit.ts in the Node host), durably. */
   audit(entries: readonly AuditInput[]): Promise<void>;
   /** The audit chain as export lines (store/audit.ts format) and whether it verifies. */
@@ -330,6 +338,12 @@ export interface KeyVault {
     readonly publicKey: Uint8Array;
     /** False for a peer key whose shared secret would be all zero (low order) or that is not 32 bytes. */
     isAcceptablePeer(publicKey: Uint8Array): boolean;
+    /** A device's LoRa session keys (lora-frames.md §5.2), derived inside the vault. */
+    session(input: {
+      readonly devicePublicKey: Uint8Array;
+      readonly tid: string;
+      readonly deviceId: string;
+    }): LoraSession;
   };
 }
 
@@ -356,7 +370,9 @@ export interface SessionHandle {
   /** The manifest hash the device runs now (from hello or its last announce). */
   manifestHash(): string;
   /** Sends a control-plane envelope of `type` with `body` (the session numbers and addresses it). */
-  send<T extends 'revoke' | 'policy.update' | 'manifest.ack'>(type: T, body: BodyOf<T>): void;
+  send<
+    T extends 'revoke' | 'policy.update' | 'manifest.ack' | 'lora.downlink' | 'lora.downlink.cancel' | 'lora.devices',
+  >(type: T, body: BodyOf<T>): void;
   /** Sends tool.call and resolves with the device's tool.result, or rejects (DEVICE_TIMEOUT, SESSION_CLOSED …). */
   callTool(call: ToolCallRequest): Promise<ToolResultBody>;
   /** Ends the session with a wire error code (envelope.md §8) and a WebSocket close code. */

@@ -45,6 +45,8 @@ export interface ControlPlaneSettings {
   readonly maxCallerTokenTtlMs: number;
   /** Per-call tokens live for the tool's timeout plus this. */
   readonly callTokenSlackMs: number;
+  /** A call over LoRa may wait this much longer (airtime law, fragments, retries) before it times out. */
+  readonly loraCallSlackMs: number;
   readonly defaultEnrollTokenTtlMs: number;
   readonly maxEnrollTokenTtlMs: number;
   /** `heartbeatMs` of hello.ack (envelope.md §5.5). */
@@ -70,6 +72,8 @@ export interface SettingsInput {
   readonly rotation?: Partial<RotationPolicy>;
   readonly limits?: Partial<ControlPlaneLimits>;
   readonly handshakeTimeoutMs?: number;
+  /** Extra wait for calls over LoRa (default 120 s). */
+  readonly loraCallSlackMs?: number;
   readonly approvalTtlMs?: number;
 }
 
@@ -166,6 +170,7 @@ export function controlPlaneSettings(input: SettingsInput): ControlPlaneSettings
     deviceTokenTtlMs,
     maxCallerTokenTtlMs,
     callTokenSlackMs: 30_000,
+    loraCallSlackMs: input.loraCallSlackMs ?? 120_000,
     defaultEnrollTokenTtlMs: 3_600_000,
     maxEnrollTokenTtlMs: 7 * DAY_MS,
     heartbeatMs,

@@ -4,6 +4,7 @@
 // gate, fresh jti) and wait for tool.result. The device's own gate decides again, always.
 
 import type { JsonValue } from '../protocol/canonical-json.ts';
+import { newMessageId } from '../protocol/envelope.ts';
 import { validateJson } from '../protocol/json-schema.ts';
 import type { ToolSpec } from '../protocol/manifest.ts';
 import { argsHash } from '../protocol/quorum.ts';
@@ -40,21 +41,30 @@ export type CallOutcome =
       readonly device: DeviceRecord;
     };
 
-/** A device that can take calls now: online in the tenant, running its accepted manifest. */
+/** A device that can take calls now: online in the tenant (over WSS or through a gateway over LoRa). */
 export interface CallableDevice {
   readonly device: DeviceRecord;
-  readonly session: SessionHandle;
+  /** The WSS session, or undefined for a device reached over LoRa. */
+  readonly session: SessionHandle | undefined;
   readonly tools: readonly ToolSpec[];
 }
 
-/** Devices of the tenant whose session runs their accepted manifest. */
+/**
+ * Devices of the tenant that can take calls: those whose WSS session runs their accepted manifest, and devices
+ * without a session that a gateway of the tenant can reach over LoRa (their accepted manifest is what they run:
+ * a LoRa device cannot announce another).
+ */
 export async function callableDevices(ctx: ControlPlaneContext, tid: string): Promise<CallableDevice[]> {
   const out: CallableDevice[] = [];
-  for (const session of ctx.sessions.online(tid)) {
-    const device = await ctx.store.getDevice(session.device);
-    if (device?.status !== 'active' || device.tid !== tid || !device.accepted) continue;
-    if (session.manifestHash() !== device.accepted.hash) continue;
-    out.push({ device, session, tools: device.accepted.manifest.tools });
+  for (const device of await ctx.store.listDevices(tid)) {
+    if (device.status !== 'active' || device.role !== 'device' || !device.accepted) continue;
+    const session = ctx.sessions.get(device.device);
+    if (session && session.tid === tid) {
+      if (session.manifestHash() !== device.accepted.hash) continue;
+      out.push({ device, session, tools: device.accepted.manifest.tools });
+    } else if (ctx.lora.reachable(device)) {
+      out.push({ device, session: undefined, tools: device.accepted.manifest.tools });
+    }
   }
   return out.sort((a, b) => (a.device.name < b.device.name ? -1 : 1));
 }
@@ -87,9 +97,12 @@ export async function callDeviceTool(
   if (principal.kind !== 'token') throw await deny('FORBIDDEN', 'tool calls need a caller token with a role');
   const device = await ctx.store.findDeviceByName(principal.tid, call.deviceName);
   if (!device || device.tid !== principal.tid) throw await deny('DEVICE_UNKNOWN', `no device ${call.deviceName}`);
-  const session = ctx.sessions.get(device.device);
-  if (!session || session.tid !== principal.tid) throw await deny('DEVICE_OFFLINE', `${device.name} is not connected`);
-  if (!device.accepted || session.manifestHash() !== device.accepted.hash) {
+  const live = ctx.sessions.get(device.device);
+  const session = live && live.tid === principal.tid ? live : undefined;
+  // A device without a WSS session may still be reached over LoRa through a gateway of its tenant.
+  const viaLora = !session && device.status === 'active' && ctx.lora.reachable(device);
+  if (!session && !viaLora) throw await deny('DEVICE_OFFLINE', `${device.name} is not connected`);
+  if (!device.accepted || (session && session.manifestHash() !== device.accepted.hash)) {
     throw await deny('CAPABILITIES_PENDING', `${device.name} runs a manifest an operator has not accepted yet`);
   }
   const tool = device.accepted.manifest.tools.find((t) => t.name === call.toolName);
@@ -142,18 +155,26 @@ export async function callDeviceTool(
       role: principal.role,
       scope: formatScope({ tenant: principal.tid, device: device.device, tool: tool.name, action: 'call' }),
     },
-    tool.timeoutMs + ctx.settings.callTokenSlackMs,
+    tool.timeoutMs + ctx.settings.callTokenSlackMs + (session ? 0 : ctx.settings.loraCallSlackMs),
   );
   const started = ctx.clock.monotonicMs();
   let result: Awaited<ReturnType<SessionHandle['callTool']>>;
   try {
-    result = await session.callTool({
+    const request = {
       tool: tool.name,
       args: call.args,
       token: callToken.token,
       ...(quorum ? { quorum } : {}),
       deadlineMs: nowMs + tool.timeoutMs,
-    });
+    };
+    result = session
+      ? await session.callTool(request)
+      : await ctx.lora.callTool(device, {
+          ...request,
+          // Over LoRa the call waits for the radio's airtime law as well as the tool.
+          deadlineMs: nowMs + tool.timeoutMs + ctx.settings.loraCallSlackMs,
+          callId: newMessageId(),
+        });
   } catch (e) {
     const code = e instanceof ControlPlaneError ? e.code : 'INTERNAL';
     ctx.metrics.toolCalls.inc({ outcome: code });
@@ -180,6 +201,7 @@ export async function callDeviceTool(
       device: device.device,
       jti: callToken.claims.jti,
       quorum: quorum !== undefined,
+      via: session ? 'wss' : 'lora',
       durationMs: result.durationMs,
     },
   });

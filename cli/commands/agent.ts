@@ -2,6 +2,7 @@
 
 import { isSea } from 'node:sea';
 import type { IdentityView, StatusView } from '../../agent/api-types.ts';
+import type { AgentConfig } from '../../agent/config.ts';
 import type { Uplink } from '../../agent/uplink.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
@@ -80,6 +81,28 @@ async function upstreamLinkFor(
   });
 }
 
+/**
+ * The uplink [uplink] mode asks for: `wss` (the default: the control-plane link once enrolled), `lora` (this
+ * device's radio and a gateway), `auto` (WSS while the control plane answers, LoRa otherwise), `off` (off-grid).
+ */
+async function uplinkFor(
+  config: AgentConfig,
+  stateDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  metrics: MetricsRegistry,
+): Promise<Uplink | undefined> {
+  const mode = config.uplink.mode;
+  if (mode === 'off') return undefined;
+  const wss = mode === 'lora' ? undefined : await upstreamLinkFor(stateDir, env, log, metrics);
+  if (mode === 'wss') return wss;
+  const { agentLoraUplink } = await import('../agent-lora.ts');
+  const lora = agentLoraUplink(config, log);
+  if (mode === 'lora' || !wss) return lora;
+  const { createAutoUplink } = await import('../../agent/auto-uplink.ts');
+  return createAutoUplink({ primary: wss, fallback: lora, log });
+}
+
 export const agentCommands: Command[] = [
   {
     path: ['agent', 'run'],
@@ -105,7 +128,7 @@ export const agentCommands: Command[] = [
       // Inside the single binary better-sqlite3 comes from the embedded addon; in development from node_modules.
       const nativeBinding = isSea() ? createNativeAddonLoader({ env }).load('better-sqlite3') : undefined;
       const metrics = new MetricsRegistry();
-      const uplink = await upstreamLinkFor(paths.stateDir, env, log, metrics);
+      const uplink = await uplinkFor(config, paths.stateDir, env, log, metrics);
       const agent = createAgent({
         config,
         configText: text,

@@ -2,6 +2,7 @@
 
 import type { Command } from '../command.ts';
 import { agentCommands } from './agent.ts';
+import { agentLoraCommands } from './agent-lora.ts';
 import { approveCommands } from './approve.ts';
 import { controlplaneCommands } from './controlplane.ts';
 import { devCommands } from './dev.ts';
@@ -22,6 +23,7 @@ export const commands: readonly Command[] = [
   ...radioCommands,
   ...gatewayCommands,
   ...agentCommands,
+  ...agentLoraCommands,
   ...toolsCommands,
   ...mcpCommands,
   ...doctorCommands,

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8 } from '../../protocol/bytes.ts';
 import { ed25519Thumbprint } from '../../protocol/jwks.ts';
-import { x25519KeyPair, x25519SharedSecret } from '../../protocol/lora-keys.ts';
+import { deriveLoraSessionKeys, x25519KeyPair, x25519SharedSecret } from '../../protocol/lora-keys.ts';
 import { ed25519KeyPair, hybridKeyPair, signEd25519 } from '../../protocol/signing.ts';
 import { signRuntimeToken, type TokenSigningKey } from '../../protocol/tokens.ts';
 import { writeFileAtomic } from '../../store/atomic-file.ts';
@@ -110,6 +110,13 @@ export function openFileKeyVault(options: FileKeyVaultOptions): FileKeyVault {
           return false; // low order or malformed: no usable session key
         }
       },
+      session: ({ devicePublicKey, tid, deviceId }) =>
+        deriveLoraSessionKeys({
+          deviceX25519: { publicKey: devicePublicKey },
+          controlPlaneX25519: x25519KeyPair(loraSeed),
+          tid,
+          deviceId,
+        }),
     },
   };
 }

@@ -4,10 +4,12 @@
 
 import { canonicalize, type JsonValue } from '../../protocol/canonical-json.ts';
 import type { KeyRecord } from '../../protocol/jwks.ts';
+import type { ReplayWindowState } from '../../protocol/lora.ts';
 import type { CapabilityManifest } from '../../protocol/manifest.ts';
 import type { QuorumPolicy } from '../../protocol/quorum.ts';
 import type { AuditLog } from '../../store/audit.ts';
 import type { MigrationSet, StoreDatabase } from '../../store/database.ts';
+import { ControlPlaneError } from '../errors.ts';
 import type {
   AnchoredCheckpoint,
   AnchorOutcome,
@@ -160,6 +162,16 @@ export const CONTROLPLANE_MIGRATIONS: MigrationSet = {
           PRIMARY KEY (device, head_seq)
         ) STRICT, WITHOUT ROWID;`,
     },
+    {
+      version: 2,
+      name: 'LoRa relay state per device: uplink replay window, next downlink seq',
+      up: `
+        CREATE TABLE cp_lora_state (
+          device TEXT PRIMARY KEY,
+          window TEXT,                   -- {highest, bitmapHex} of the uplink replay window
+          next_down_seq INTEGER NOT NULL -- never handed out twice: LoRa nonces derive from it
+        ) STRICT, WITHOUT ROWID;`,
+    },
   ],
 };
 
@@ -230,6 +242,13 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     return m;
   };
   const q = {
+    loraGet: sql.prepare('SELECT window, next_down_seq FROM cp_lora_state WHERE device = ?'),
+    loraWindowSet: sql.prepare(
+      'INSERT INTO cp_lora_state (device, window, next_down_seq) VALUES (?, ?, 1) ON CONFLICT (device) DO UPDATE SET window = excluded.window',
+    ),
+    loraTakeSeqs: sql.prepare(
+      'INSERT INTO cp_lora_state (device, window, next_down_seq) VALUES (?, NULL, 1 + ?) ON CONFLICT (device) DO UPDATE SET next_down_seq = next_down_seq + ? RETURNING next_down_seq',
+    ),
     tenantInsert: sql.prepare('INSERT INTO cp_tenants (tid, did, name, created_ms) VALUES (?, ?, ?, ?)'),
     tenantGet: sql.prepare('SELECT * FROM cp_tenants WHERE tid = ?'),
     tenantAll: sql.prepare('SELECT * FROM cp_tenants ORDER BY created_ms'),
@@ -548,6 +567,26 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
         );
         return getDevice(device)!;
       });
+    },
+    async loraWindow(device) {
+      const r = db.read(() => q.loraGet.get(device)) as { window: string | null } | undefined;
+      return r?.window ? parse<ReplayWindowState>(r.window) : undefined;
+    },
+    async saveLoraWindow(device, state) {
+      db.write(() =>
+        q.loraWindowSet.run(device, JSON.stringify({ highest: state.highest, bitmapHex: state.bitmapHex })),
+      );
+    },
+    async takeLoraDownlinkSeqs(device, count) {
+      if (!Number.isInteger(count) || count < 1 || count > 4096) {
+        throw new ControlPlaneError('INTERNAL', 'downlink seqs are taken 1..4096 at a time');
+      }
+      const next = db.write(
+        () => (q.loraTakeSeqs.get(device, count, count) as { next_down_seq: number }).next_down_seq,
+      );
+      const first = next - count;
+      if (next - 1 > 0xffff_ffff) throw new ControlPlaneError('INTERNAL', 'LoRa downlink seqs exhausted: re-enroll');
+      return first;
     },
     async touchDevice(device, lastSeenMs) {
       db.write(() => q.deviceTouch.run(lastSeenMs, device));

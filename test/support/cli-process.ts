@@ -23,12 +23,16 @@ export interface CliProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-export function startCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliProcess {
+export function startCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
+): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? resolve(import.meta.dirname, '../..'),
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (options.input !== undefined) child.stdin!.end(options.input);
   const lines: string[] = [];
   let partial = '';
   let err = '';

@@ -65,6 +65,8 @@ export interface FakeControlPlane {
 
 export interface FakeControlPlaneOptions {
   heartbeatMs?: number;
+  /** The tenant (default FAKE_TID). */
+  tid?: string;
   cpId?: string;
   /** Handles each lora.uplink before it is acknowledged (the ack waits for it; a throw closes the session). */
   onUplink?: (body: EnvelopeOf<'lora.uplink'>['body'], gateway: string) => Promise<void>;
@@ -72,6 +74,7 @@ export interface FakeControlPlaneOptions {
 }
 
 export async function startFakeControlPlane(options: FakeControlPlaneOptions = {}): Promise<FakeControlPlane> {
+  const tid = options.tid ?? FAKE_TID;
   const signingSeed = randomBytes(32);
   const kid = 'test-key-1';
   const jwks = { keys: [publishedJwk(ed25519KeyPair(signingSeed).publicKey, 'active', kid)] };
@@ -136,7 +139,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
           return reply(201, {
             v: 1,
             device,
-            tid: FAKE_TID,
+            tid: tid,
             runtimeToken: await mint(device, tokenLifetimeS),
             tokenExpiresAtMs: Date.now() + tokenLifetimeS * 1000,
             wssUrl: `ws://127.0.0.1:${(http.address() as { port: number }).port}/v1/wss`,
@@ -183,7 +186,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
     const env = {
       v: 2,
       id,
-      tid: FAKE_TID,
+      tid: tid,
       type,
       ts: Date.now(),
       seq: conn.seq++,
@@ -206,7 +209,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
       chain = chain.then(async () => {
         let env: Envelope;
         try {
-          env = decodeEnvelope(data.toString(), { tid: FAKE_TID });
+          env = decodeEnvelope(data.toString(), { tid: tid });
         } catch {
           ws.close(1008, 'bad envelope');
           return;
@@ -223,7 +226,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
               clock: systemClock,
               issuer: ISSUER,
               audience: AUDIENCE,
-              tid: FAKE_TID,
+              tid: tid,
             });
             if (v.claims.sub !== env.src || v.claims.role !== 'gateway') throw new Error('wrong principal');
           } catch {
@@ -289,7 +292,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
         aud: AUDIENCE,
         sub: did,
         dev: did,
-        tid: FAKE_TID,
+        tid: tid,
         role: 'gateway',
         scope: '',
         iat: now,
@@ -308,7 +311,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
     port,
     url: `ws://127.0.0.1:${port}/v1/wss`,
     httpUrl: `http://127.0.0.1:${port}`,
-    tid: FAKE_TID,
+    tid: tid,
     issueEnrollToken() {
       const t = `oet_${randomBytes(32).toString('base64url')}`;
       enrollTokens.add(t);
@@ -326,7 +329,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
           aud: AUDIENCE,
           sub: did,
           dev: did,
-          tid: FAKE_TID,
+          tid: tid,
           role: o.role ?? 'gateway',
           scope: '',
           iat: now,
