@@ -94,6 +94,7 @@ const FROM_DEVICE: ReadonlySet<EnvelopeType> = new Set([
   'pong',
   'lora.uplink',
   'lora.downlink.report',
+  'lora.ack',
 ]);
 
 interface PendingCall {
@@ -615,6 +616,10 @@ export function acceptHubConnection(
         sendEnvelope('lora.ack', { inReplyTo: env.id });
         return;
       }
+      case 'lora.ack':
+        // The gateway holds a lora.downlink durably: delivery itself is what the device answers (lora-relay.md §5).
+        if (role !== 'gateway') return refuse('FORBIDDEN', 'only gateways send lora.ack', env.id);
+        return;
       case 'error':
         slog.info('hub.peer_error', { code: env.body.code, message: env.body.message, inReplyTo: env.body.inReplyTo });
         return;

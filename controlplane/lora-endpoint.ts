@@ -226,7 +226,9 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       const ld = loraDevice(device);
       if (!ld) throw new ControlPlaneError('DEVICE_OFFLINE', `${device.name} has no LoRa session`);
       const toolIndex = ld.tools.indexOf(call.tool);
-      const quorum = call.quorum ? toLoraQuorum(quorumTokenFromText(call.quorum)) : undefined;
+      // Approvers named in the tenant's policy travel as 4-byte short ids (lora-frames.md §4.6.2).
+      const policy = call.quorum ? await store.getPolicy(device.tid) : undefined;
+      const quorum = call.quorum ? toLoraQuorum(quorumTokenFromText(call.quorum), policy?.policy) : undefined;
       const timeoutMs = Math.max(1_000, call.deadlineMs - clock.nowMs());
       let r: Awaited<ReturnType<LoraRelay['callTool']>>;
       try {

@@ -1,11 +1,13 @@
 // A remote site end to end, with real processes on emulated radios: `outpost radio sim` hosts one simulated air
 // (20 % frame loss, time 20× faster) for a gateway (`outpost gateway run`) and three LoRa-only agents
-// (`outpost agent run`, [uplink] mode = "lora", enrolled over LoRa). The control plane's side is the LoRa relay
-// (controlplane/lora-relay.ts) behind a loopback WSS host in this process, reached through a backhaul that goes
-// down several times for longer than the agents' send interval.
-// Checked: every telemetry record arrives exactly once; a read_only call reaches a LoRa-only device and its result
-// returns; a physical_actuation call runs only with quorum; the air's own accounting shows no transmitter over
-// its duty-cycle budget; a gateway killed with SIGKILL loses nothing it stored.
+// (`outpost agent run` with [uplink] mode = "lora"), all tied to the reference control plane (`outpost controlplane
+// run`). The agents enrolled over IP once, as on the bench before deployment; from then on everything they send or
+// receive goes over the air. The gateway reaches the control plane through a backhaul that goes down several times
+// for longer than the agents' send interval.
+// Checked: every telemetry record is stored by the control plane exactly once; a read_only call from an MCP client
+// reaches a LoRa-only device and its result returns; a physical_actuation call is held for approval and runs only
+// with the quorum, verified on the device; the air's own accounting shows no transmitter over its duty-cycle budget;
+// a gateway killed with SIGKILL loses nothing it stored.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,44 +15,35 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { builtinTools } from '../../agent/builtin-tools.ts';
-import { parseConfig } from '../../agent/config.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createLocalApiClient } from '../../agent/local-api/client.ts';
-import { buildAgentManifest } from '../../agent/manifest-builder.ts';
-import { createRecentTelemetry } from '../../agent/recent-telemetry.ts';
-import { buildInfo } from '../../cli/build-info.ts';
 import type { RadioSimInfo } from '../../cli/radio-sim.ts';
 import type { AirStats } from '../../firmware-bridge/emulator/simulated-air.ts';
 import type { GatewayStatus } from '../../gateway/gateway.ts';
-import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
-import { toLoraQuorum } from '../../protocol/lora-quorum.ts';
-import { parseQuorumPolicy, quorumTokenFromText } from '../../protocol/quorum.ts';
-import { ed25519KeyPair } from '../../protocol/signing.ts';
-import { writeFileAtomic } from '../../store/atomic-file.ts';
 import { type BackhaulProxy, startBackhaulProxy } from '../support/backhaul-proxy.ts';
 import { type CliProcess, startCli } from '../support/cli-process.ts';
-import { type LoraControlPlane, startLoraControlPlane } from '../support/lora-controlplane.ts';
+import { freePort } from '../support/controlplane.ts';
+import { type ControlPlaneProcess, startControlPlaneProcess } from '../support/controlplane-process.ts';
 
 const TIME_SCALE = 20;
 const AGENTS = 3;
 const RECORDS_PER_AGENT = 36;
+/** A call over LoRa waits for the airtime law as well as the tool (the MCP client's default is 60 s). */
+const LORA_CALL = { timeout: 180_000 };
 const dir = mkdtempSync(join(tmpdir(), 'outpost-lora-site-'));
+const cpDir = join(dir, 'cp');
 const processes: CliProcess[] = [];
 let sim: CliProcess;
 let air: RadioSimInfo;
-let cp: LoraControlPlane;
+let cp: ControlPlaneProcess;
+let cpUrl = '';
+let tid = '';
 let proxy: BackhaulProxy;
 let gateway: CliProcess;
-let tenant: string;
-let policyFile: string;
-const agents: {
-  name: string;
-  did: string;
-  config: string;
-  socket: string;
-  proc?: CliProcess;
-  manifestTools: string[];
-}[] = [];
+let mcp: Client;
+const agents: { name: string; config: string; socket: string; did: string; proc?: CliProcess }[] = [];
 
 const rnode = (path: string) => `[[radios]]
 kind = "rnode"
@@ -76,6 +69,10 @@ async function ok(p: CliProcess): Promise<string> {
   return p.lines.join('\n');
 }
 
+async function okJson<T = Record<string, unknown>>(args: string[], input?: string): Promise<T> {
+  return JSON.parse(await ok(run(args, input))) as T;
+}
+
 function simStats(): Promise<{ air: AirStats }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: air.control, path: '/v1/stats' }, (res) => {
@@ -91,16 +88,37 @@ function simStats(): Promise<{ air: AirStats }> {
 }
 
 async function gatewayStatus(): Promise<GatewayStatus> {
-  const p = run(['gateway', 'status', '--config', join(dir, 'gateway.toml'), '--json']);
-  return JSON.parse(await ok(p)) as GatewayStatus;
+  return okJson<GatewayStatus>(['gateway', 'status', '--config', join(dir, 'gateway.toml'), '--json']);
+}
+
+/** (seq → value) of the control plane's stored telemetry of one device. */
+async function stored(device: string): Promise<Map<number, unknown>> {
+  const r = await okJson<{ records: { seq: number; value: unknown; stream: string }[] }>([
+    'controlplane',
+    'telemetry',
+    '--state-dir',
+    cpDir,
+    '--device',
+    device,
+    '--limit',
+    '1000',
+    '--json',
+  ]);
+  return new Map(r.records.map((x) => [x.seq, x.value]));
 }
 
 async function until(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+async function enrollToken(role: 'device' | 'gateway'): Promise<string> {
+  const file = join(dir, `enroll-${role}-${Math.random().toString(36).slice(2)}.token`);
+  await okJson(['controlplane', 'enroll-token', '--state-dir', cpDir, '--role', role, '--out', file, '--json']);
+  return readFileSync(file, 'utf8');
 }
 
 before(async () => {
@@ -124,16 +142,38 @@ before(async () => {
   ]);
   air = await sim.waitForJson<RadioSimInfo>();
 
-  // A dev trust bundle: the tenant, a token issuer, and approvers for physical_actuation (2 of 3).
-  const trust = JSON.parse(await ok(run(['dev', 'trust', 'init', '--dir', join(dir, 'trust'), '--json']))) as {
-    toml: string;
-    tenantId: string;
-  };
-  tenant = trust.tenantId;
-  policyFile = join(dir, 'trust', 'approval-policy.json');
-
-  cp = await startLoraControlPlane({ tid: tenant, heartbeatMs: 2_000 });
-  proxy = await startBackhaulProxy(cp.cp.port);
+  // The control plane, with two approvers for physical actuation before any device enrolls (the policy travels
+  // with the enrollment: a LoRa device learns it there).
+  const port = await freePort();
+  cpUrl = `http://127.0.0.1:${port}`;
+  const init = await okJson<{ tenant: { tid: string } }>([
+    'controlplane',
+    'init',
+    '--state-dir',
+    cpDir,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--tenant',
+    'ridge',
+    '--json',
+  ]);
+  tid = init.tenant.tid;
+  cp = startControlPlaneProcess(cpDir, { OUTPOST_LINK_HEARTBEAT_MS: '2000' });
+  await cp.ready;
+  for (const who of ['ann', 'bob']) {
+    const k = await okJson<{ publicKey: string }>(['approver', 'keygen', '--out', join(dir, `${who}.key`), '--json']);
+    await okJson([
+      'controlplane',
+      'policy',
+      'add-approver',
+      who,
+      `--public-key=${k.publicKey}`,
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+  }
+  proxy = await startBackhaulProxy(port);
 
   // The gateway enrolls with the control plane, then runs on the first radio with its backhaul through the proxy.
   writeFileSync(
@@ -141,11 +181,12 @@ before(async () => {
     `[gateway]
 name = "site-gw"
 state_dir = "gw-state"
+log_level = "debug"
 
 [upstream]
-url = "ws://127.0.0.1:${proxy.port}/v1/wss"
-tenant = "${tenant}"
-http_url = "${cp.cp.httpUrl}"
+url = "ws://127.0.0.1:${proxy.port}/v1/hub/${tid}"
+tenant = "${tid}"
+http_url = "${cpUrl}"
 heartbeat_s = 2
 reconnect_initial_s = 0.2
 reconnect_max_s = 1
@@ -170,24 +211,18 @@ time_scale = ${TIME_SCALE}
   );
   await ok(
     run(
-      ['gateway', 'enroll', '--url', cp.cp.httpUrl, '--token-file', '-', '--config', join(dir, 'gateway.toml')],
-      `${cp.cp.issueEnrollToken()}\n`,
+      ['gateway', 'enroll', '--url', cpUrl, '--token-file', '-', '--config', join(dir, 'gateway.toml')],
+      await enrollToken('gateway'),
     ),
   );
   gateway = run(['gateway', 'run', '--config', join(dir, 'gateway.toml'), '--json']);
   await gateway.waitForJson();
 
-  // Three agents that have never had IP: identity made here, manifest registered with the control plane (what an
-  // operator does with the enroll token), enrollment over LoRa through the gateway, then the daemon.
+  // Three agents: enrolled over IP once (identity, X25519 key, manifest, trust), then LoRa only.
   for (let i = 1; i <= AGENTS; i++) {
     const name = `sensor-${i}`;
-    const state = join(dir, name);
-    mkdirSync(state, { mode: 0o700 });
-    const seed = new Uint8Array(32).fill(i);
-    writeFileAtomic(join(state, 'identity.key'), seed, { mode: 0o600 });
-    const did = didKeyFromEd25519(ed25519KeyPair(seed).publicKey);
+    mkdirSync(join(dir, name), { mode: 0o700 });
     const config = join(dir, `${name}.toml`);
-    const hour = new Date().getUTCHours();
     writeFileSync(
       config,
       `[agent]
@@ -211,8 +246,6 @@ mode = "lora"
 time_scale = ${TIME_SCALE}
 ack_timeout_s = 40
 frames_per_delivery = 2
-
-${trust.toml}
 
 [[streams]]
 name = "env.temperature"
@@ -239,54 +272,52 @@ output_schema = { type = "object", properties = { opened = { type = "boolean" } 
 argv = ["/bin/echo", "{{\\"opened\\": true}}"]
 output = "json"
 
-${rnode(air.radios[i]!.path)}`.replace(/from_hour = \d+/, `from_hour = ${hour}`),
+${rnode(air.radios[i]!.path)}`,
     );
-    const text = readFileSync(config, 'utf8');
-    const parsed = parseConfig(text, config);
-    const built = buildAgentManifest({
-      config: parsed,
-      configFile: config,
-      configText: text,
-      deviceId: did,
-      agentVersion: buildInfo().version,
-      builtins: builtinTools({
-        systemInfo: { read: async () => ({}) } as never,
-        recent: createRecentTelemetry(16),
-      }),
-    });
-    const tools = built.manifest.tools.map((t) => t.name);
-    cp.registerManifest(built.hash.slice('sha256:'.length), {
-      streams: (built.manifest.streams ?? []).map((s) => s.name),
-      tools,
-    });
-    agents.push({ name, did, config, socket: join(state, 'agent.sock'), manifestTools: tools });
+    const enrolled = await okJson<{ device: string }>(
+      ['enroll', '--url', cpUrl, '--token-file', '-', '--config', config, '--json'],
+      await enrollToken('device'),
+    );
+    agents.push({ name, config, did: enrolled.device, socket: join(dir, name, 'agent.sock') });
   }
   await until(async () => (await gatewayStatus()).link.summary === 'ok', 30_000, 'gateway up');
-  await Promise.all(
-    agents.map((a) =>
-      ok(
-        run(
-          ['agent', 'lora-enroll', '--config', a.config, '--token-file', '-', '--timeout-s', '90'],
-          `${cp.issueEnrollToken()}\n`,
-        ),
-      ),
-    ),
-  );
-  for (const a of agents) {
-    a.proc = run(['agent', 'run', '--config', a.config]);
-  }
+  for (const a of agents) a.proc = run(['agent', 'run', '--config', a.config]);
   await until(
     () =>
       agents.every((a) => a.proc!.stderr().includes('agent.started') && a.proc!.stderr().includes('state=connected')),
     30_000,
     'agents started with their LoRa uplink connected',
   );
+
+  // An MCP client of role actuator, as an LLM agent would connect.
+  const tokenFile = join(dir, 'alice.token');
+  await okJson([
+    'controlplane',
+    'token',
+    'mint',
+    '--state-dir',
+    cpDir,
+    '--role',
+    'actuator',
+    '--subject',
+    'alice',
+    '--out',
+    tokenFile,
+    '--json',
+  ]);
+  mcp = new Client({ name: 'lora-site', version: '1' });
+  await mcp.connect(
+    new StreamableHTTPClientTransport(new URL(`${cpUrl}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` } },
+    }),
+  );
 });
 
 after(async () => {
+  await mcp?.close().catch(() => undefined);
   for (const p of processes.reverse()) await p.stop('SIGTERM').catch(() => undefined);
   await proxy?.close();
-  await cp?.close();
+  await cp?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -320,21 +351,23 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
       await new Promise((r) => setTimeout(r, 1_500));
     }
     await flaps;
+    const got = new Map<string, Map<number, unknown>>();
     await until(
-      () => agents.every((a) => (cp.telemetry.get(a.did)?.size ?? 0) >= pushed.get(a.did)!.size),
-      120_000,
+      async () => {
+        for (const a of agents) got.set(a.did, await stored(a.did));
+        return agents.every((a) => got.get(a.did)!.size >= pushed.get(a.did)!.size);
+      },
+      180_000,
       'every record at the control plane',
     );
     for (const a of agents) {
-      const stored = cp.telemetry.get(a.did)!;
+      const s = got.get(a.did)!;
+      // The store holds each (device, seq) once by construction; exactly the pushed seqs, with their values.
       assert.deepEqual(
-        [...stored.keys()].sort((x, y) => x - y),
+        [...s.keys()].sort((x, y) => x - y),
         [...pushed.get(a.did)!.keys()].sort((x, y) => x - y),
       );
-      for (const [seq, value] of pushed.get(a.did)!) {
-        assert.equal(stored.get(seq)!.value, value);
-        assert.equal(stored.get(seq)!.stream, 'env.temperature');
-      }
+      for (const [seq, value] of pushed.get(a.did)!) assert.equal(s.get(seq), value);
     }
     const sessions = (await gatewayStatus()).link.sessions;
     assert.ok(
@@ -343,82 +376,91 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
     );
   });
 
-  it('carries a read_only call to a LoRa-only device and its result back', async () => {
-    const a = agents[0]!;
-    const device = cp.device(a.did)!;
-    const token = (
-      await ok(run(['dev', 'token', '--dir', join(dir, 'trust'), '--device', a.did, '--ttl', '900']))
-    ).trim();
-    const result = await cp.relay.callTool(
-      device,
-      { callId: 'cmVhZC1vbmx5LWNhbGwtMDAx', tool: { index: a.manifestTools.indexOf('env.sample') }, token, args: {} },
-      { timeoutMs: 60_000 },
-    );
-    assert.equal(result.status, 'ok', JSON.stringify(result));
-    assert.deepEqual(result.value, { celsius: 21.5 });
+  it('carries a read_only MCP call to a LoRa-only device and its result back', async () => {
+    const names = (await mcp.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('sensor-1.env.sample'), names.join());
+    const r = (await mcp.callTool({ name: 'sensor-1.env.sample', arguments: {} }, undefined, LORA_CALL).catch((e) => {
+      console.log(
+        'CP',
+        cp.log
+          .filter((l) => /lora|tool/.test(l))
+          .slice(-30)
+          .join('\n'),
+      );
+      console.log(
+        'AGENT',
+        agents[0]!
+          .proc!.stderr()
+          .split('\n')
+          .filter((l) => /lora|tool|gate|call/.test(l))
+          .slice(-30)
+          .join('\n'),
+      );
+      console.log(
+        'GW',
+        gateway
+          .stderr()
+          .split('\n')
+          .filter((l) => /down|tool|call/.test(l))
+          .slice(-30)
+          .join('\n'),
+      );
+      throw e;
+    })) as CallToolResult;
+    if (r.isError) {
+      const lines = agents[0]!.proc!.stderr().split('\n');
+      const i = lines.findIndex((l) => l.includes('tool.allowed'));
+      console.log('AGENT AFTER', lines.slice(Math.max(0, i - 5), i + 40).join('\n'));
+      console.log('CP', cp.log.slice(-40).join('\n'));
+      console.log('GW', gateway.stderr().split('\n').slice(-30).join('\n'));
+    }
+    assert.equal(r.isError, undefined, JSON.stringify(r));
+    assert.deepEqual(r.structuredContent, { celsius: 21.5 });
   });
 
-  it('runs a physical_actuation call only with the quorum, verified on the device', async () => {
-    const a = agents[1]!;
-    const device = cp.device(a.did)!;
-    const tool = { index: a.manifestTools.indexOf('gate.open') };
-    const token = () => ok(run(['dev', 'token', '--dir', join(dir, 'trust'), '--device', a.did, '--ttl', '900']));
-    const denied = await cp.relay
-      .callTool(
-        device,
-        { callId: 'cGh5c2ljYWwtbm8tcXVvcnVt', tool, token: (await token()).trim(), args: { seconds: 5 } },
-        { timeoutMs: 60_000 },
-      )
-      .catch((e) => {
-        console.log('AGENT LOG', a.proc!.stderr().split('\n').slice(-60).join('\n'));
-        console.log('RELAY', JSON.stringify(cp.relay.stats()));
-        throw e;
-      });
-    assert.equal(denied.status, 'denied');
-    assert.equal((denied.value as { code: string }).code, 'QUORUM_REQUIRED');
-    const quorumText = (
-      await ok(
-        run([
-          'dev',
-          'approve',
-          '--dir',
-          join(dir, 'trust'),
-          '--device',
-          a.did,
-          '--tool',
-          'gate.open',
-          '--args',
-          '{"seconds":5}',
-        ]),
-      )
-    ).trim();
-    const policy = parseQuorumPolicy(JSON.parse(readFileSync(policyFile, 'utf8')));
-    const allowed = await cp.relay
-      .callTool(
-        device,
-        {
-          callId: 'cGh5c2ljYWwtd2l0aC1xdW9ydW0',
-          tool,
-          token: (await token()).trim(),
-          quorum: toLoraQuorum(quorumTokenFromText(quorumText), policy),
-          args: { seconds: 5 },
-        },
-        { timeoutMs: 60_000 },
-      )
-      .catch((e) => {
-        console.log(
-          a
-            .proc!.stderr()
-            .split('\n')
-            .filter((l) => /lora|tool|gate|uplink/.test(l))
-            .slice(-40)
-            .join('\n'),
-        );
-        console.log(JSON.stringify(cp.relay.stats()));
-        throw e;
-      });
-    assert.equal(allowed.status, 'ok', JSON.stringify(allowed));
-    assert.deepEqual(allowed.value, { opened: true });
+  it('holds a physical_actuation call for approval and runs it over LoRa only with the quorum', async () => {
+    const args = { seconds: 5 };
+    const held = await mcp.callTool({ name: 'sensor-2.gate.open', arguments: args }, undefined, LORA_CALL);
+    assert.equal(held.isError, true);
+    const requestId = (held._meta as Record<string, { requestId: string }>)['outpost/approval']!.requestId;
+    // One approval is not a quorum.
+    await okJson([
+      'approve',
+      requestId,
+      '--approver',
+      'ann',
+      '--key-file',
+      join(dir, 'ann.key'),
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const stillHeld = await mcp.callTool({ name: 'sensor-2.gate.open', arguments: args }, undefined, LORA_CALL);
+    assert.equal(stillHeld.isError, true);
+    await okJson([
+      'approve',
+      requestId,
+      '--approver',
+      'bob',
+      '--key-file',
+      join(dir, 'bob.key'),
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const opened = (await mcp.callTool(
+      { name: 'sensor-2.gate.open', arguments: args },
+      undefined,
+      LORA_CALL,
+    )) as CallToolResult;
+    if (opened.isError) {
+      console.log('AGENT2', agents[1]!.proc!.stderr().split('\n').filter((l) => !/rnode\.|store\./.test(l)).slice(-60).join('\n'));
+      console.log('CP', cp.log.slice(-30).join('\n'));
+      console.log('GWD', gateway.stderr().split('\n').filter((l) => /downlink|tx|transmit|airtime|cancel/i.test(l)).slice(-60).join('\n'));
+      console.log('GWSTATUS', JSON.stringify(await gatewayStatus(), null, 1));
+    }
+    assert.equal(opened.isError, undefined, JSON.stringify(opened));
+    assert.deepEqual(opened.structuredContent, { opened: true });
   });
 
   it('keeps every transmitter within its duty-cycle budget, by the air’s own accounting', async () => {
@@ -447,7 +489,13 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
     const after = await gatewayStatus();
     assert.ok(after.uplink.frames > 0, 'the stored frames survived the kill');
     proxy.up();
-    await until(() => r.seqs.every((s) => cp.telemetry.get(a.did)?.has(s)), 120_000, 'the records after the restart');
-    assert.ok(cp.counts.duplicates >= 0);
+    await until(
+      async () => {
+        const s = await stored(a.did);
+        return r.seqs.every((q) => s.has(q));
+      },
+      120_000,
+      'the records after the restart',
+    );
   });
 });
