@@ -40,6 +40,11 @@ export interface DeviceView {
   readonly tools: readonly { readonly name: string; readonly safetyClass: string }[];
   readonly streams: readonly string[];
   readonly x25519PublicKey: string | null;
+  /** Reachable over LoRa now (no WSS session, a gateway of the tenant online); where it was heard last. */
+  readonly lora: {
+    readonly reachable: true;
+    readonly heardVia: { readonly gateway: string; readonly radio: string; readonly atMs: number } | null;
+  } | null;
 }
 
 /** The operator's view of one device record. */
@@ -72,6 +77,11 @@ export function deviceView(ctx: ControlPlaneContext, d: DeviceRecord): DeviceVie
     tools: (d.accepted?.manifest.tools ?? []).map((t) => ({ name: t.name, safetyClass: t.safety_class })),
     streams: (d.accepted?.manifest.streams ?? []).map((s) => s.name),
     x25519PublicKey: d.x25519PublicKey ?? null,
+    // Without a WSS session a device may still be reached over LoRa through a gateway of its tenant.
+    lora:
+      !live && d.role === 'device' && d.status === 'active' && ctx.lora.reachable(d)
+        ? { reachable: true, heardVia: ctx.lora.routeOf(d.device) ?? null }
+        : null,
   };
 }
 

@@ -408,7 +408,8 @@ export function createGateway(options: GatewayOptions): Gateway {
             shortIdHex: env.body.shortId,
             priority: env.body.priority,
             frames,
-            ttlMs: env.body.ttlMs,
+            // The control plane's ttl is real time; the store's clock runs timeScale× faster against a simulated air.
+            ttlMs: Math.round(env.body.ttlMs * timers.timeScale),
             maxAttempts: env.body.maxAttempts,
           });
         } catch (e) {

@@ -57,7 +57,9 @@ function deviceLine(d: DeviceView): string {
         ? d.session?.callable
           ? 'online'
           : 'online, capabilities pending'
-        : 'offline';
+        : d.lora
+          ? `via LoRa${d.lora.heardVia ? ` (${d.lora.heardVia.radio})` : ''}`
+          : 'offline';
   const pending = d.manifest.pending ? `  pending ${d.manifest.pending.hash.slice(0, 19)}…` : '';
   return `${d.name.padEnd(20)} ${state.padEnd(30)} ${d.tools.length} tools  ${d.device}${pending}`;
 }
@@ -67,7 +69,7 @@ function deviceText(d: DeviceView): string {
   return [
     `${d.name} (${d.device})`,
     `  tenant ${d.tid}, role ${d.role}, ${d.status}${d.revokedMs ? ` since ${when(d.revokedMs)}` : ''}`,
-    `  enrolled ${when(d.enrolledMs)}, last seen ${when(d.lastSeenMs)}, ${d.online ? 'online' : 'offline'}`,
+    `  enrolled ${when(d.enrolledMs)}, last seen ${when(d.lastSeenMs)}, ${d.online ? 'online' : d.lora ? 'reachable over LoRa' : 'offline'}`,
     `  accepted manifest ${d.manifest.accepted ?? '(none)'}`,
     ...(d.session
       ? [`  running manifest ${d.session.manifestHash}${d.session.callable ? '' : ' (not accepted: no calls)'}`]
