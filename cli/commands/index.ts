@@ -5,6 +5,7 @@ import { agentCommands } from './agent.ts';
 import { agentLoraCommands } from './agent-lora.ts';
 import { approveCommands } from './approve.ts';
 import { controlplaneCommands } from './controlplane.ts';
+import { demoCommands } from './demo.ts';
 import { devCommands } from './dev.ts';
 import { doctorCommands } from './doctor.ts';
 import { enrollCommands } from './enroll.ts';
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   ...mcpCommands,
   ...doctorCommands,
   ...devCommands,
+  ...demoCommands,
   ...controlplaneCommands,
   ...approveCommands,
   ...enrollCommands,
