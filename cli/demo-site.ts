@@ -105,7 +105,7 @@ ack_timeout_s = 60
 `
     : ''
 }
-${sampled('env.temperature', 'Cel', 18, 6, lora ? 60 : 5, 5)}
+${sampled('env.temperature', 'Cel', 18, 6, lora ? 20 : 5, 5)}
 ${sampled('soil.moisture', '%', 20, 30, lora ? 120 : 10, 3)}
 ${TOOLS}
 ${radio}`;

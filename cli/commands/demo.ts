@@ -50,7 +50,8 @@ export const demoCommands: Command[] = [
         });
       } finally {
         if (stdin.isTTY) stdin.setRawMode(false);
-        stdin.pause();
+        // An open stdin pipe would keep the process alive after every child is gone.
+        stdin.destroy();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }

@@ -25,12 +25,12 @@ export interface CliProcess {
 
 export function startCli(
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; stdinPipe?: boolean } = {},
 ): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? resolve(import.meta.dirname, '../..'),
     env: { ...process.env, ...options.env },
-    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    stdio: [options.input === undefined && !options.stdinPipe ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (options.input !== undefined) child.stdin!.end(options.input);
   const lines: string[] = [];
