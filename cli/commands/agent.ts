@@ -2,6 +2,7 @@
 
 import { isSea } from 'node:sea';
 import type { IdentityView, StatusView } from '../../agent/api-types.ts';
+import type { AgentConfig } from '../../agent/config.ts';
 import type { Uplink } from '../../agent/uplink.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
@@ -50,9 +51,30 @@ function statusText(s: StatusView): string {
   return lines.join('\n');
 }
 
-/** The WSS link when the device is enrolled (heartbeat and timeout from OUTPOST_LINK_HEARTBEAT_MS / _TIMEOUT_MS). */
+/**
+ * Heartbeat interval and timeout of the WSS link: `[link]` in agent.toml, overridden by OUTPOST_LINK_HEARTBEAT_MS /
+ * OUTPOST_LINK_TIMEOUT_MS (milliseconds, ≥ 100) when set.
+ */
+export function linkTimings(
+  link: AgentConfig['link'],
+  env: Readonly<Record<string, string | undefined>>,
+): { heartbeatMs: number; timeoutMs: number } {
+  const ms = (name: string, fallbackS: number) => {
+    const v = env[name];
+    if (v === undefined) return Math.round(fallbackS * 1000);
+    if (!/^\d{3,9}$/.test(v)) throw new OutpostError('CONFIG_INVALID', `${name} must be milliseconds (≥ 100)`);
+    return Number(v);
+  };
+  return {
+    heartbeatMs: ms('OUTPOST_LINK_HEARTBEAT_MS', link.heartbeat_s),
+    timeoutMs: ms('OUTPOST_LINK_TIMEOUT_MS', link.heartbeat_timeout_s),
+  };
+}
+
+/** The WSS link when the device is enrolled. */
 async function upstreamLinkFor(
   stateDir: string,
+  link: AgentConfig['link'],
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
   metrics: MetricsRegistry,
@@ -62,22 +84,7 @@ async function upstreamLinkFor(
     import('../../agent/upstream-link.ts'),
   ]);
   if (!readEnrollment(stateDir)) return undefined;
-  const ms = (name: string) => {
-    const v = env[name];
-    if (v === undefined) return undefined;
-    if (!/^\d{3,9}$/.test(v)) throw new OutpostError('CONFIG_INVALID', `${name} must be milliseconds (≥ 100)`);
-    return Number(v);
-  };
-  const heartbeatMs = ms('OUTPOST_LINK_HEARTBEAT_MS');
-  const timeoutMs = ms('OUTPOST_LINK_TIMEOUT_MS');
-  return createUpstreamLink({
-    stateDir,
-    clock: systemClock,
-    log,
-    metrics,
-    ...(heartbeatMs ? { heartbeatMs } : {}),
-    ...(timeoutMs ? { timeoutMs } : {}),
-  });
+  return createUpstreamLink({ stateDir, clock: systemClock, log, metrics, ...linkTimings(link, env) });
 }
 
 export const agentCommands: Command[] = [
@@ -105,7 +112,7 @@ export const agentCommands: Command[] = [
       // Inside the single binary better-sqlite3 comes from the embedded addon; in development from node_modules.
       const nativeBinding = isSea() ? createNativeAddonLoader({ env }).load('better-sqlite3') : undefined;
       const metrics = new MetricsRegistry();
-      const uplink = await upstreamLinkFor(paths.stateDir, env, log, metrics);
+      const uplink = await upstreamLinkFor(paths.stateDir, config.link, env, log, metrics);
       const agent = createAgent({
         config,
         configText: text,
