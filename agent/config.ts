@@ -286,6 +286,14 @@ export const AgentConfig = z
         recent_per_stream: z.number().int().min(1).max(10_000).default(256),
       })
       .prefault({}),
+    link: z
+      .strictObject({
+        /** The WSS link to the control plane (once enrolled): seconds between application pings. */
+        heartbeat_s: z.number().min(0.1).max(3_600).default(60),
+        /** Seconds after a ping with nothing received before the link is dropped as half-open. */
+        heartbeat_timeout_s: z.number().min(0.1).max(3_600).default(30),
+      })
+      .prefault({}),
     tools: z.array(ToolConfig).max(120).default([]),
     streams: z.array(StreamConfig).max(100).default([]),
     radios: z.array(RadioConfig).max(4).default([]),

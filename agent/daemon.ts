@@ -43,6 +43,7 @@ import { loadTrustBundle, readJwksFile, type TrustBundle } from './trust-bundle.
 import type { Uplink } from './uplink.ts';
 import { startUplinkPump, type UplinkPump } from './uplink-pump.ts';
 import { isWallClockTrusted } from './wall-clock.ts';
+import { createWallFloorClock, WALL_FLOOR_FILE } from './wall-floor.ts';
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -244,6 +245,7 @@ export function createAgent(deps: AgentDeps): Agent {
     ensureStateDir(paths.stateDir);
     identity = loadIdentity({ keyFile: paths.identityKeyFile, env: deps.env, create: true });
     if (identity.created) log.notice('identity.created', { did: identity.did, file: paths.identityKeyFile });
+    const expiryClock = createWallFloorClock({ clock, file: join(paths.stateDir, WALL_FLOOR_FILE) });
     let verifier: TokenVerifier | undefined;
     if (config.trust && paths.trust) {
       const files = paths.trust;
@@ -252,7 +254,7 @@ export function createAgent(deps: AgentDeps): Agent {
         // Re-read from disk on an unknown kid: replacing jwks.json takes effect without a restart.
         fetchJwks: async () => readJwksFile(files.jwksFile),
         initialJwks: trust.jwks,
-        clock,
+        clock: expiryClock,
         issuer: trust.issuer,
         audience: trust.audience,
         minRefetchIntervalMs: 5_000,
@@ -266,7 +268,7 @@ export function createAgent(deps: AgentDeps): Agent {
         verifier = createTokenVerifier({
           fetchJwks: async () => readJwksFile(files.jwksFile),
           initialJwks: trust.jwks,
-          clock,
+          clock: expiryClock,
           issuer: trust.issuer,
           audience: trust.audience,
           minRefetchIntervalMs: 5_000,
@@ -366,6 +368,7 @@ export function createAgent(deps: AgentDeps): Agent {
       transaction: (fn) => storeDb.write(fn),
       executor,
       clock,
+      expiryClock,
       log: log.child({ part: 'tools' }),
       observer: { decided: agentMetrics.toolDecided, finished: agentMetrics.toolFinished },
     });

@@ -4,7 +4,8 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { AgentConfig } from './config.ts';
 
-export const DEFAULT_CONFIG_FILE = '/etc/outpost/agent.toml';
+export const CONFIG_NAME = 'agent.toml';
+export const DEFAULT_CONFIG_FILE = `/etc/outpost/${CONFIG_NAME}`;
 export const DEFAULT_STATE_DIR = '/var/lib/outpost';
 /** Where the socket lives by default: systemd's RuntimeDirectory=outpost-agent (mode 0750, group outpost). */
 export const DEFAULT_RUNTIME_DIR = '/run/outpost-agent';
@@ -14,9 +15,15 @@ export const IDENTITY_KEY_NAME = 'identity.key';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** The config file to read: `--config`, else OUTPOST_CONFIG, else /etc/outpost/agent.toml. */
+/**
+ * The config file to read: `--config`, else OUTPOST_CONFIG, else agent.toml in systemd's CONFIGURATION_DIRECTORY
+ * (the installer sets it too, so a `--root` install finds its own), else /etc/outpost/agent.toml.
+ */
 export function configFileFrom(flag: string | undefined, env: Env, cwd: string): string {
-  const chosen = flag ?? env.OUTPOST_CONFIG ?? DEFAULT_CONFIG_FILE;
+  const fromSystemd = env.CONFIGURATION_DIRECTORY
+    ? join(resolve(cwd, env.CONFIGURATION_DIRECTORY.split(':')[0]!), CONFIG_NAME)
+    : undefined;
+  const chosen = flag ?? env.OUTPOST_CONFIG ?? fromSystemd ?? DEFAULT_CONFIG_FILE;
   return resolve(cwd, chosen);
 }
 

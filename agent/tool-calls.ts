@@ -63,6 +63,8 @@ export interface ToolCallsOptions {
   readonly transaction: <T>(fn: () => T) => T;
   readonly executor: Executor;
   readonly clock: Clock;
+  /** Judges quorum expiry; a wall clock that never goes back (wall-floor.ts). Default: `clock`. */
+  readonly expiryClock?: Clock;
   readonly log: Logger;
   readonly observer?: ToolCallObserver;
 }
@@ -146,7 +148,7 @@ export function createToolCalls(o: ToolCallsOptions): ToolCalls {
         tool: req.tool,
         args: req.args,
         safetyClass: tool.safety_class,
-        clock,
+        clock: o.expiryClock ?? clock,
       });
       return quorumFact(v, false);
     } catch (e) {

@@ -22,6 +22,7 @@ import { SEQUENCE_MIGRATIONS } from '../store/sequence.ts';
 import { agentClient, type LoadedAgentConfig, loadAgentConfig } from './agent-setup.ts';
 import { buildInfo } from './build-info.ts';
 import type { CommandContext } from './command.ts';
+import { sqliteBindingFor } from './native-addons.ts';
 
 export type CheckResult = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -122,7 +123,7 @@ function checkIdentity(cfg: LoadedAgentConfig, ctx: CommandContext): { check: Do
   }
 }
 
-function checkDatabase(cfg: LoadedAgentConfig): DoctorCheck[] {
+function checkDatabase(cfg: LoadedAgentConfig, env: CommandContext['io']['env']): DoctorCheck[] {
   const file = cfg.paths.databaseFile;
   try {
     statSync(file);
@@ -131,7 +132,9 @@ function checkDatabase(cfg: LoadedAgentConfig): DoctorCheck[] {
   }
   let db: ReturnType<typeof openDatabase> | undefined;
   try {
+    const nativeBinding = sqliteBindingFor(env);
     db = openDatabase(file, {
+      ...(nativeBinding ? { nativeBinding } : {}),
       readonly: true,
       migrations: [OUTBOX_MIGRATIONS, SEQUENCE_MIGRATIONS, AUDIT_MIGRATIONS, AGENT_MIGRATIONS],
       integrityCheck: 'full',
@@ -247,7 +250,7 @@ export async function runDoctor(ctx: CommandContext): Promise<DoctorCheck[]> {
         'none: only read_only tools can be called (outpost dev trust init makes one for tests and off-grid sites)',
     });
   }
-  checks.push(...checkDatabase(cfg));
+  checks.push(...checkDatabase(cfg, ctx.io.env));
   if (!isWallClockTrusted(systemClock)) {
     checks.push({
       name: 'clock',

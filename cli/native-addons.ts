@@ -270,3 +270,11 @@ export function createNativeAddonLoader(options: NativeAddonLoaderOptions = {}):
 export function loadNativeAddon(name: NativeAddonName): object {
   return createNativeAddonLoader().load(name);
 }
+
+/**
+ * better-sqlite3's addon for a command that opens a database: inside the single binary the embedded one (a clear
+ * NativeAddonError when the cache is unusable), in development undefined (better-sqlite3 finds its own).
+ */
+export function sqliteBindingFor(env: Readonly<Record<string, string | undefined>>): object | undefined {
+  return sea.isSea() ? createNativeAddonLoader({ env }).load('better-sqlite3') : undefined;
+}

@@ -51,9 +51,30 @@ function statusText(s: StatusView): string {
   return lines.join('\n');
 }
 
-/** The WSS link when the device is enrolled (heartbeat and timeout from OUTPOST_LINK_HEARTBEAT_MS / _TIMEOUT_MS). */
+/**
+ * Heartbeat interval and timeout of the WSS link: `[link]` in agent.toml, overridden by OUTPOST_LINK_HEARTBEAT_MS /
+ * OUTPOST_LINK_TIMEOUT_MS (milliseconds, ≥ 100) when set.
+ */
+export function linkTimings(
+  link: AgentConfig['link'],
+  env: Readonly<Record<string, string | undefined>>,
+): { heartbeatMs: number; timeoutMs: number } {
+  const ms = (name: string, fallbackS: number) => {
+    const v = env[name];
+    if (v === undefined) return Math.round(fallbackS * 1000);
+    if (!/^\d{3,9}$/.test(v)) throw new OutpostError('CONFIG_INVALID', `${name} must be milliseconds (≥ 100)`);
+    return Number(v);
+  };
+  return {
+    heartbeatMs: ms('OUTPOST_LINK_HEARTBEAT_MS', link.heartbeat_s),
+    timeoutMs: ms('OUTPOST_LINK_TIMEOUT_MS', link.heartbeat_timeout_s),
+  };
+}
+
+/** The WSS link when the device is enrolled. */
 async function upstreamLinkFor(
   stateDir: string,
+  link: AgentConfig['link'],
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
   metrics: MetricsRegistry,
@@ -63,22 +84,7 @@ async function upstreamLinkFor(
     import('../../agent/upstream-link.ts'),
   ]);
   if (!readEnrollment(stateDir)) return undefined;
-  const ms = (name: string) => {
-    const v = env[name];
-    if (v === undefined) return undefined;
-    if (!/^\d{3,9}$/.test(v)) throw new OutpostError('CONFIG_INVALID', `${name} must be milliseconds (≥ 100)`);
-    return Number(v);
-  };
-  const heartbeatMs = ms('OUTPOST_LINK_HEARTBEAT_MS');
-  const timeoutMs = ms('OUTPOST_LINK_TIMEOUT_MS');
-  return createUpstreamLink({
-    stateDir,
-    clock: systemClock,
-    log,
-    metrics,
-    ...(heartbeatMs ? { heartbeatMs } : {}),
-    ...(timeoutMs ? { timeoutMs } : {}),
-  });
+  return createUpstreamLink({ stateDir, clock: systemClock, log, metrics, ...linkTimings(link, env) });
 }
 
 /**
@@ -94,7 +100,7 @@ async function uplinkFor(
 ): Promise<Uplink | undefined> {
   const mode = config.uplink.mode;
   if (mode === 'off') return undefined;
-  const wss = mode === 'lora' ? undefined : await upstreamLinkFor(stateDir, env, log, metrics);
+  const wss = mode === 'lora' ? undefined : await upstreamLinkFor(stateDir, config.link, env, log, metrics);
   if (mode === 'wss') return wss;
   const { agentLoraUplink } = await import('../agent-lora.ts');
   const lora = agentLoraUplink(config, log);

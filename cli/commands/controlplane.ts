@@ -160,8 +160,12 @@ export const controlplaneCommands: Command[] = [
       hybrid: { type: 'boolean' },
     },
     async run(ctx) {
-      const { initStateDir } = await import('../../controlplane/node/state-dir.ts');
+      const [{ initStateDir }, { sqliteBindingFor }] = await Promise.all([
+        import('../../controlplane/node/state-dir.ts'),
+        import('../native-addons.ts'),
+      ]);
       const dir = stateDirOf(ctx);
+      const nativeBinding = sqliteBindingFor(ctx.io.env);
       const l = listen(optString(ctx, 'listen'));
       const log = createLogger({ sink: (line) => ctx.io.stderr(`${line}\n`), level: 'warning' });
       const r = await initStateDir({
@@ -174,6 +178,7 @@ export const controlplaneCommands: Command[] = [
         tenant: optString(ctx, 'tenant') ?? 'default',
         hybridTokens: ctx.values.hybrid === true,
         ...(optString(ctx, 'public-url') ? { publicUrl: optString(ctx, 'public-url')! } : {}),
+        ...(nativeBinding ? { nativeBinding } : {}),
       });
       const t = r.created.tenant;
       print(

@@ -16,6 +16,7 @@ import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
 import { AGENT_OPTIONS, agentClient, readSecretFile, toolArgs } from '../agent-setup.ts';
 import { type Command, type CommandContext, optString, print } from '../command.ts';
 import { EXIT } from '../exit.ts';
+import { readStdin } from '../io.ts';
 import { formatBytes, formatDuration } from './agent.ts';
 
 const AUTH_OPTIONS = {
@@ -136,7 +137,9 @@ export const toolsCommands: Command[] = [
       const file = optString(ctx, 'file');
       let records: unknown[];
       if (file !== undefined) {
-        const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+        // Stdin is read as a stream (a pipe may be non-blocking: a synchronous read fails with EAGAIN), bounded
+        // by the largest request body the local API can accept.
+        const text = file === '-' ? await readBatchStdin(ctx) : readFileSync(file, 'utf8');
         records = text
           .split('\n')
           .filter((l) => l.trim() !== '')
@@ -260,3 +263,17 @@ export const toolsCommands: Command[] = [
     },
   },
 ];
+
+/** The local API's largest accepted body (`[local_api] max_body_bytes` may not exceed it). */
+const MAX_BATCH_STDIN_BYTES = 16 * 1024 * 1024;
+
+async function readBatchStdin(ctx: CommandContext): Promise<string> {
+  try {
+    return await readStdin(ctx.io, MAX_BATCH_STDIN_BYTES);
+  } catch (e) {
+    if (e instanceof RangeError) {
+      throw new AgentError('REQUEST_TOO_LARGE', `the batch on stdin exceeds ${MAX_BATCH_STDIN_BYTES} bytes`);
+    }
+    throw e;
+  }
+}

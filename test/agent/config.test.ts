@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type ConfigIssue, parseConfig } from '../../agent/config.ts';
-import { resolveAgentPaths } from '../../agent/paths.ts';
+import { configFileFrom, resolveAgentPaths } from '../../agent/paths.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 
 function issuesOf(text: string): ConfigIssue[] {
@@ -102,6 +102,19 @@ describe('parseConfig', () => {
     for (const f of ['agent.toml', 'agent.minimal.toml']) {
       parseConfig(readFileSync(join(import.meta.dirname, '../../examples', f), 'utf8'), f);
     }
+  });
+});
+
+describe('configFileFrom', () => {
+  it('takes --config, else OUTPOST_CONFIG, else agent.toml in CONFIGURATION_DIRECTORY, else /etc/outpost', () => {
+    const env = { OUTPOST_CONFIG: 'o.toml', CONFIGURATION_DIRECTORY: '/r/etc/outpost:/other' };
+    assert.equal(configFileFrom('f.toml', env, '/w'), '/w/f.toml');
+    assert.equal(configFileFrom(undefined, env, '/w'), '/w/o.toml');
+    assert.equal(
+      configFileFrom(undefined, { CONFIGURATION_DIRECTORY: '/r/etc/outpost:/other' }, '/w'),
+      '/r/etc/outpost/agent.toml',
+    );
+    assert.equal(configFileFrom(undefined, {}, '/w'), '/etc/outpost/agent.toml');
   });
 });
 

@@ -274,6 +274,16 @@ describe('agent daemon (in process)', () => {
       clock.advance(10 * 60_000);
       await denied({ tool: 'room.fan.set', args: { speed_pct: 1 }, token: t }, 'TOKEN_EXPIRED');
     });
+    it('expired token, with the clock set back below its expiry (the wall-time floor holds)', async () => {
+      const t = await token({ ttlS: 60 });
+      clock.advance(10 * 60_000);
+      clock.jumpWallMs(-10 * 60_000); // no RTC: someone sets the clock back to when the token was fresh
+      try {
+        await denied({ tool: 'room.fan.set', args: { speed_pct: 1 }, token: t }, 'TOKEN_EXPIRED');
+      } finally {
+        clock.jumpWallMs(10 * 60_000);
+      }
+    });
     it('replayed token (jti already spent)', async () => {
       const t = await token();
       await call({ tool: 'room.read', token: t });

@@ -183,6 +183,25 @@ describe('enrollment over HTTP', () => {
   });
 });
 
+describe('operator authentication', () => {
+  it('locks out an address after repeated wrong operator keys, then refuses even the right one', async () => {
+    const local = await startTestControlPlane({ limits: { authFailures: 3 } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await api(local.url, '/v1/operator/devices', { auth: `opk_${String(i).repeat(43)}` });
+        statuses.push(r.status);
+      }
+      assert.deepEqual(statuses, [401, 401, 429, 429]);
+      const r = await api(local.url, '/v1/operator/devices', { auth: local.operatorKey });
+      assert.equal(r.status, 429);
+      assert.equal(r.body.error?.code, 'LOCKED_OUT');
+    } finally {
+      await local.close();
+    }
+  });
+});
+
 describe('enrollment in time', () => {
   it('refuses an expired token and an expired challenge', async () => {
     const clock = new FakeClock(Date.UTC(2026, 2, 1));

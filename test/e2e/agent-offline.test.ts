@@ -199,6 +199,16 @@ describe('agent off-grid, end to end', () => {
     assert.match(bad.stderr, /INGEST_INVALID/);
   });
 
+  it('pushes a batch of JSON lines piped on stdin (larger than one pipe buffer)', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ stream: 'greenhouse.door.open', value: i % 2 === 0, ts_ms: 1_780_000_000_000 + i }),
+    ).join('\n');
+    assert.ok(lines.length > 128 * 1024);
+    const r = await outpost(['telemetry', 'push', '--file', '-', ...cfg, '--json'], { input: `${lines}\n` });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(json<{ seqs: number[] }>(r).seqs.length, 3000);
+  });
+
   it('verifies the audit chain, which holds every decision', async () => {
     const v = json<{ ok: boolean; entries: number }>(await outpost(['audit', 'verify', ...cfg, '--json']));
     assert.equal(v.ok, true);

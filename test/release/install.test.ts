@@ -24,7 +24,10 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { signFile, trustedComment, writeRelease } from '../../scripts/release-layout.ts';
+import { outpost } from '../support/agent-process.ts';
 import { ensureBinaries, REPO_ROOT, type TestBinaries } from '../support/binaries.ts';
+import { freePort } from '../support/controlplane.ts';
+import { type ControlPlaneProcess, startControlPlaneProcess } from '../support/controlplane-process.ts';
 import { releaseKeyPath, throwawayKeyPair } from '../support/release-key.ts';
 import { type ReleaseServer, serveRelease } from '../support/release-server.ts';
 
@@ -473,3 +476,46 @@ for (const shell of Object.keys(SHELLS)) {
     });
   });
 }
+
+describe('install.sh enrolling with a real control plane on 127.0.0.1', () => {
+  let cp: ControlPlaneProcess | undefined;
+  after(async () => {
+    await cp?.stop();
+    for (const dir of runDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs, then enrolls with --enroll-token-file: the device is known to the control plane', async () => {
+    const cpDir = mkdtempSync(join(scratch, 'cp-'));
+    runDirs.push(cpDir);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const init = await outpost(['controlplane', 'init', '--state-dir', cpDir, '--listen', `127.0.0.1:${port}`]);
+    assert.equal(init.status, 0, init.stderr);
+    cp = startControlPlaneProcess(cpDir);
+    await cp.ready;
+    const tokenFile = join(cpDir, 'enroll.token');
+    const minted = await outpost(['controlplane', 'enroll-token', '--state-dir', cpDir, '--out', tokenFile]);
+    assert.equal(minted.status, 0, minted.stderr);
+
+    const r = await install('dash', [`--base-url=${good}`, `--url=${url}`, `--enroll-token-file=${tokenFile}`]);
+    assertInstalled(r, version);
+    assert.match(r.stdout, new RegExp(`enrolled with ${url.replace(/[.]/g, '\\.')}`));
+    const state = join(r.root, 'var/lib/outpost/agent');
+    assert.equal(statSync(state).mode & 0o777, 0o700);
+    assert.ok(existsSync(join(state, 'identity.key')), 'the device identity is in the installed state dir');
+    const devices = await outpost(['controlplane', 'devices', '--state-dir', cpDir, '--json']);
+    assert.equal(devices.status, 0, devices.stderr);
+    assert.equal((JSON.parse(devices.stdout) as { devices: unknown[] }).devices.length, 1);
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    for (const file of tree(r.root)) {
+      const full = join(r.root, file);
+      if (lstatSync(full).isFile()) assert.ok(!readFileSync(full).includes(token), `${file} holds the token`);
+    }
+    // The token was single use: a second install with it installs (idempotently) but fails to enroll.
+    const again = await install('dash', [`--base-url=${good}`, `--url=${url}`, `--enroll-token-file=${tokenFile}`], {
+      root: r.root,
+    });
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /enrollment with .* failed \(outpost .* is installed/);
+  });
+});

@@ -26,6 +26,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Run under `prlimit --fsize=BYTES` (RLIMIT_FSIZE): a disk that is full for this process. */
   readonly fileSizeLimitBytes?: number;
+  /** The program that runs `outpost` (default: this Node with cli/bin.ts); e.g. [the single binary]. */
+  readonly command?: readonly string[];
 }
 
 /** The environment for child CLI processes: this one's, minus anything that would point them elsewhere. */
@@ -39,10 +41,11 @@ export function childEnv(extra: Readonly<Record<string, string>> = {}): Record<s
 
 export function startAgent(o: StartOptions): AgentProcess {
   const args = ['agent', 'run', '--config', o.configFile];
+  const [program, ...programArgs] = o.command ?? [process.execPath, CLI];
   const [cmd, argv] =
     o.fileSizeLimitBytes === undefined
-      ? [process.execPath, [CLI, ...args]]
-      : ['prlimit', [`--fsize=${o.fileSizeLimitBytes}`, '--', process.execPath, CLI, ...args]];
+      ? [program!, [...programArgs, ...args]]
+      : ['prlimit', [`--fsize=${o.fileSizeLimitBytes}`, '--', program!, ...programArgs, ...args]];
   const child = spawn(cmd, argv, { env: childEnv(o.env), stdio: ['ignore', 'ignore', 'pipe'] });
   const log: string[] = [];
   let buffered = '';
@@ -93,9 +96,10 @@ export interface CliResult {
 /** Runs one CLI command to completion (async, so an agent in this process's tests keeps running). */
 export async function outpost(
   args: readonly string[],
-  o: { env?: Readonly<Record<string, string>>; input?: string; cwd?: string } = {},
+  o: { env?: Readonly<Record<string, string>>; input?: string; cwd?: string; command?: readonly string[] } = {},
 ): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const [program, ...programArgs] = o.command ?? [process.execPath, CLI];
+  const child = spawn(program!, [...programArgs, ...args], {
     env: childEnv(o.env),
     cwd: o.cwd ?? ROOT,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -18,8 +18,11 @@ export interface ControlPlaneProcess {
 export function startControlPlaneProcess(
   stateDir: string,
   env: Readonly<Record<string, string>> = {},
+  /** The program that runs `outpost` (default: this Node with cli/bin.ts); e.g. [the single binary]. */
+  command: readonly string[] = [process.execPath, CLI],
 ): ControlPlaneProcess {
-  const child = spawn(process.execPath, [CLI, 'controlplane', 'run', '--state-dir', stateDir], {
+  const [program, ...programArgs] = command;
+  const child = spawn(program!, [...programArgs, 'controlplane', 'run', '--state-dir', stateDir], {
     env: childEnv(env),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
