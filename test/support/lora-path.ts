@@ -42,6 +42,8 @@ export interface PathDevice {
   /** Sends `records` until every one is acknowledged (the agent pump's job, in miniature). */
   deliver(records: readonly LoraTelemetryRecord[], options?: { timeoutMs?: number; retryMs?: number }): Promise<void>;
   readonly windowSaves: ReplayWindowState[];
+  /** callIds the device's tool handler ran, in order. */
+  readonly toolRuns: string[];
 }
 
 export interface LoraPath {
@@ -212,6 +214,7 @@ export async function startLoraPath(options: {
     const radio = await harness.device(name);
     let seq = 0;
     const windowSaves: ReplayWindowState[] = [];
+    const toolRuns: string[] = [];
     const params: RadioParams = radioParams(options.params ?? TEST_RNODE_PARAMS);
     const link = createLoraLink({
       radio: radio.radio,
@@ -231,7 +234,10 @@ export async function startLoraPath(options: {
         },
       },
       handlers: {
-        toolCall: async (call) => ({ status: 'ok', durationMs: 3, value: { echo: call.args } }),
+        toolCall: async (call) => {
+          toolRuns.push(call.callId);
+          return { status: 'ok', durationMs: 3, value: { echo: call.args } };
+        },
       },
       timers: time.timers,
       clock: time.clock,
@@ -250,6 +256,7 @@ export async function startLoraPath(options: {
       link,
       acked,
       windowSaves,
+      toolRuns,
       async deliver(records, o = {}) {
         const deadline = Date.now() + (o.timeoutMs ?? 60_000);
         const retryMs = o.retryMs ?? 1_500;
