@@ -11,6 +11,25 @@ import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { CompactSign } from 'jose';
 import { RadioError } from '../../firmware-bridge/errors.ts';
+import { decodeOnAirPacket, encodeOnAirPacket, type OnAirPacket } from '../../firmware-bridge/meshtastic/on-air.ts';
+import {
+  decodeData,
+  decodeFromRadio,
+  decodeMeshPacket,
+  decodeRouting,
+  decodeToRadio,
+  encodeData,
+  encodeFromRadio,
+  encodeMeshPacket,
+  encodeRouting,
+  encodeToRadio,
+  isPlausibleFromRadio,
+} from '../../firmware-bridge/meshtastic/protobuf.ts';
+import {
+  createStreamDecoder,
+  encodeStreamFrame,
+  MAX_STREAM_BODY_BYTES,
+} from '../../firmware-bridge/meshtastic/stream-framer.ts';
 import { decodeDeviceMessage, decodeHostMessage } from '../../firmware-bridge/rnode/commands.ts';
 import {
   createKissDecoder,
@@ -74,6 +93,14 @@ import { openDatabase } from '../../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS, type SeqRange } from '../../store/outbox.ts';
 import { loadVector, type VectorFile, vectorSeeds, vectorSessions } from '../protocol/lora-vectors.ts';
 import { byteInputs, jsonTextInputs } from '../support/fuzz.ts';
+import {
+  dataArb,
+  fromRadioArb,
+  meshPacketArb,
+  routingArb,
+  toRadioArb,
+  u32,
+} from '../support/meshtastic-arbitraries.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 import { safePattern } from '../support/safe-pattern.ts';
 import type { FuzzDecoder, FuzzTarget } from './engine.ts';
@@ -159,6 +186,88 @@ const radio: FuzzDecoder[] = [
     module: 'firmware-bridge/rnode/commands.ts',
     setup: () =>
       target({ inputs: byteInputs(RNODE_COMMAND_SEEDS, 600), decode: (b) => decodeHostMessage(asKissFrame(b)) }),
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+// firmware-bridge/meshtastic: seeds are encodings of generated messages (fixed sample seeds, so stable)
+
+const sampled = <T>(arb: fc.Arbitrary<T>, encode: (v: T) => Uint8Array, numRuns = 40, seed = 7) =>
+  fc.sample(arb, { numRuns, seed }).map(encode);
+
+const onAirPacketArb: fc.Arbitrary<OnAirPacket> = fc.record({
+  header: fc.record({
+    to: u32,
+    from: u32,
+    id: u32,
+    hopLimit: fc.integer({ min: 0, max: 7 }),
+    wantAck: fc.boolean(),
+    viaMqtt: fc.boolean(),
+    hopStart: fc.integer({ min: 0, max: 7 }),
+    channelHash: fc.integer({ min: 0, max: 255 }),
+    nextHop: fc.integer({ min: 0, max: 255 }),
+    relayNode: fc.integer({ min: 0, max: 255 }),
+  }),
+  payload: fc.uint8Array({ maxLength: 239 }),
+});
+
+const protobufEntry = <T>(
+  name: string,
+  decode: (b: Uint8Array) => T,
+  arb: fc.Arbitrary<T>,
+  encode: (v: T) => Uint8Array,
+): FuzzDecoder => ({
+  name: `meshtastic.${name}`,
+  module: 'firmware-bridge/meshtastic/protobuf.ts',
+  setup: () => target({ inputs: byteInputs(sampled(arb, encode), 600), decode: (b: Uint8Array) => decode(b) }),
+});
+
+const meshtastic: FuzzDecoder[] = [
+  {
+    name: 'meshtastic.stream',
+    module: 'firmware-bridge/meshtastic/stream-framer.ts',
+    setup() {
+      const bodies = fromRadioArb
+        .map((m) => encodeFromRadio(m))
+        .filter((b) => b.length > 0 && b.length <= MAX_STREAM_BODY_BYTES && isPlausibleFromRadio(b));
+      const seeds = fc
+        .sample(fc.array(bodies, { minLength: 1, maxLength: 3 }), { numRuns: 30, seed: 3 })
+        .map((bs) => Uint8Array.from(Buffer.concat(bs.map((b) => encodeStreamFrame(b)))));
+      type Input = [Uint8Array, number[]];
+      return target<Input>({
+        // A serial stream cut at arbitrary points: every byte is framed, debug text or noise, never lost.
+        inputs: fc.tuple(byteInputs(seeds, 2048), fc.array(fc.nat(), { maxLength: 6 })),
+        decode([bytes, cuts]) {
+          const d = createStreamDecoder({ accept: isPlausibleFromRadio });
+          const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          let framed = 0;
+          let at = 0;
+          for (const p of [...points, bytes.length]) {
+            for (const e of d.push(bytes.subarray(at, p))) framed += e.kind === 'frame' ? e.body.length + 4 : 0;
+            at = p;
+          }
+          for (const e of d.flush()) framed += e.kind === 'frame' ? e.body.length + 4 : 0;
+          assert.equal(d.pendingBytes(), 0, 'no bytes left after flush');
+          const st = d.stats();
+          assert.equal(framed + st.debugBytes + st.noiseBytes, bytes.length, 'every byte accounted for');
+        },
+        expect: { rejects: false },
+      });
+    },
+  },
+  protobufEntry('from-radio', decodeFromRadio, fromRadioArb, encodeFromRadio),
+  protobufEntry('to-radio', decodeToRadio, toRadioArb, encodeToRadio),
+  protobufEntry('mesh-packet', decodeMeshPacket, meshPacketArb, encodeMeshPacket),
+  protobufEntry('data', decodeData, dataArb, encodeData),
+  protobufEntry('routing', decodeRouting, routingArb, encodeRouting),
+  {
+    name: 'meshtastic.on-air',
+    module: 'firmware-bridge/meshtastic/on-air.ts',
+    setup: () =>
+      target({
+        inputs: byteInputs(sampled(onAirPacketArb, encodeOnAirPacket, 20, 5), 300),
+        decode: (b: Uint8Array) => decodeOnAirPacket(b),
+      }),
   },
 ];
 
@@ -835,6 +944,7 @@ const store: FuzzDecoder[] = [
 /** Every registered decoder, in a stable order. */
 export const DECODERS: readonly FuzzDecoder[] = [
   ...radio,
+  ...meshtastic,
   ...basics,
   ...capabilities,
   ...credentials,
@@ -842,9 +952,3 @@ export const DECODERS: readonly FuzzDecoder[] = [
   ...lora,
   ...store,
 ];
-
-export function decoderNamed(name: string): FuzzDecoder {
-  const d = DECODERS.find((x) => x.name === name);
-  if (!d) throw new Error(`no decoder named ${name} in test/fuzz/decoders.ts`);
-  return d;
-}
