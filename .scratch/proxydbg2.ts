@@ -1,0 +1,32 @@
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer } from 'ws';
+import { startTcpProxy } from '../test/chaos/harness/tcp-proxy.ts';
+
+const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+await once(server, 'listening');
+server.on('connection', (s) =>
+  s.on('message', (m) => {
+    console.log('srv got', m.toString());
+    s.send(m.toString());
+  }),
+);
+const proxy = await startTcpProxy({ targetPort: (server.address() as any).port });
+const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}`);
+ws.on('message', (m) => console.log('cli got', m.toString()));
+ws.on('close', (c) => console.log('close', c));
+await once(ws, 'open');
+console.log('open');
+proxy.setMode({ kind: 'stall' });
+ws.send('lost');
+await new Promise((r) => setTimeout(r, 300));
+console.log(proxy.stats());
+proxy.setMode({ kind: 'pass' });
+ws.send('after');
+await new Promise((r) => setTimeout(r, 300));
+proxy.setMode({ kind: 'reorder', window: 4 });
+for (const m of ['r1', 'r2', 'r3', 'r4']) ws.send(m);
+await new Promise((r) => setTimeout(r, 300));
+proxy.setMode({ kind: 'drop' });
+await new Promise((r) => setTimeout(r, 300));
+console.log(proxy.stats());
+process.exit(0);
