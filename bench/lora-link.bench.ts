@@ -9,9 +9,13 @@ import { join } from 'node:path';
 import { rnodeAirtimeMs, rnodePreambleSymbols } from '../firmware-bridge/airtime.ts';
 import { DUTY_CYCLE_WINDOW_MS, eu868SubBand } from '../firmware-bridge/duty-cycle.ts';
 import { createVirtualScheduler } from '../firmware-bridge/emulator/air-scheduler.ts';
+import { startMeshtasticEmulator } from '../firmware-bridge/emulator/meshtastic-emulator.ts';
 import { startRNodeEmulator } from '../firmware-bridge/emulator/rnode-emulator.ts';
 import { createSimulatedAir } from '../firmware-bridge/emulator/simulated-air.ts';
-import type { RadioParams } from '../firmware-bridge/radio.ts';
+import { createMeshtasticRadio } from '../firmware-bridge/meshtastic/driver.ts';
+import { meshtasticAirtimeMs } from '../firmware-bridge/meshtastic/lora-params.ts';
+import { createData, encodeData } from '../firmware-bridge/meshtastic/protobuf.ts';
+import type { Radio, RadioParams } from '../firmware-bridge/radio.ts';
 import { createRNodeRadio, type RNodeParams } from '../firmware-bridge/rnode/driver.ts';
 import { concatBytes } from '../protocol/bytes.ts';
 import { didKeyFromEd25519 } from '../protocol/did-key.ts';
@@ -117,40 +121,68 @@ async function simulateGoodput(hours: number): Promise<GoodputResult> {
 
 const RNODE_PARAMS: RNodeParams = { ...SF8, region: 'ANY' };
 
-/** Real time: one packet from driver A to driver B through two emulated RNodes; ms from send() to arrival. */
-async function latencyRun(sizes: readonly number[], perSize: number): Promise<Map<number, number[]>> {
+/** Sends packets of each size one at a time from radio A and times send() → arrival at radio B. */
+async function timePackets(
+  a: Radio,
+  b: Radio,
+  sizes: readonly number[],
+  perSize: number,
+): Promise<Map<number, number[]>> {
+  const out = new Map<number, number[]>();
+  const arrivals = b.packets()[Symbol.asyncIterator]();
+  for (const size of sizes) {
+    const list: number[] = [];
+    for (let i = 0; i < perSize; i++) {
+      const payload = Uint8Array.from({ length: size }, (_, k) => (k * 7 + i) & 0xff);
+      const t = performance.now();
+      void a.send(payload);
+      const got = await arrivals.next();
+      if (got.done || got.value.payload.length !== size) throw new Error('packet lost on a loss-free air');
+      list.push(performance.now() - t);
+    }
+    out.set(size, list);
+  }
+  await arrivals.return?.();
+  return out;
+}
+
+/** Real time: RNode driver A → emulated RNode → air → emulated RNode → driver B. */
+async function rnodeLatency(sizes: readonly number[], perSize: number): Promise<Map<number, number[]>> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-lora-'));
   const air = createSimulatedAir({ timeScale: 1 });
   const ea = await startRNodeEmulator({ dir, name: 'a', air, bootDelayMs: 5 });
   const eb = await startRNodeEmulator({ dir, name: 'b', air, bootDelayMs: 5, position: { xM: 300, yM: 0 } });
   const a = createRNodeRadio({ path: ea.hostPath, params: RNODE_PARAMS });
   const b = createRNodeRadio({ path: eb.hostPath, params: RNODE_PARAMS });
-  const out = new Map<number, number[]>();
   try {
     await Promise.all([a.open(), b.open()]);
-    const arrivals = b.packets()[Symbol.asyncIterator]();
-    for (const size of sizes) {
-      const list: number[] = [];
-      for (let i = 0; i < perSize; i++) {
-        const payload = Uint8Array.from({ length: size }, (_, k) => (k * 7 + i) & 0xff);
-        const t = performance.now();
-        void a.send(payload);
-        const got = await arrivals.next();
-        if (got.done || got.value.payload.length !== size) throw new Error('packet lost on a loss-free air');
-        list.push(performance.now() - t);
-      }
-      out.set(size, list);
-    }
-    await arrivals.return?.();
+    return await timePackets(a, b, sizes, perSize);
   } finally {
-    await a.close();
-    await b.close();
-    await ea.close();
-    await eb.close();
+    for (const x of [a, b, ea, eb]) await x.close();
     air.close();
     await rm(dir, { recursive: true, force: true });
   }
-  return out;
+}
+
+/** Real time: the same through two emulated Meshtastic radios (default EU868 LongFast, listen-before-talk on). */
+async function meshtasticLatency(
+  sizes: readonly number[],
+  perSize: number,
+): Promise<{ times: Map<number, number[]>; params: RadioParams }> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-mesh-'));
+  const air = createSimulatedAir({ timeScale: 1 });
+  const ea = await startMeshtasticEmulator({ dir, name: 'a', air, nodeNum: 0x0a0a0a0a });
+  const eb = await startMeshtasticEmulator({ dir, name: 'b', air, nodeNum: 0x0b0b0b0b, position: { xM: 300, yM: 0 } });
+  const a = createMeshtasticRadio({ path: ea.hostPath, wantAckByDefault: false });
+  const b = createMeshtasticRadio({ path: eb.hostPath });
+  try {
+    await Promise.all([a.open(), b.open()]);
+    return { times: await timePackets(a, b, sizes, perSize), params: ea.params };
+  } finally {
+    for (const x of [a, b, ea, eb]) await x.close();
+    air.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function run(ctx: BenchContext): Promise<void> {
@@ -191,23 +223,50 @@ async function run(ctx: BenchContext): Promise<void> {
   );
 
   const sizes = [16, 128, 254];
-  const runs = await ctx.repeat('RNode driver latency', () => latencyRun(sizes, ctx.quick ? 1 : 4), {
+  const perSize = ctx.quick ? 1 : 4;
+  const runs = await ctx.repeat('RNode driver latency', () => rnodeLatency(sizes, perSize), {
     repeats: Math.min(3, ctx.repeats),
   });
   for (const size of sizes) {
-    const formula = rnodeAirtimeMs(size, MOD);
-    ctx.exact(`latency.formula.${size}`, `time on air of a ${size}-byte packet (formula)`, 'ms', formula);
+    ctx.exact(
+      `latency.formula.${size}`,
+      `RNode: time on air of a ${size}-byte packet at SF8/BW125 (formula)`,
+      'ms',
+      rnodeAirtimeMs(size, MOD),
+    );
     ctx.figure({
       id: `latency.${size}`,
-      label: `send() → received, ${size}-byte packet, RNode driver ↔ emulator over ptys, p50`,
+      label: `RNode: send() → received, ${size}-byte packet, driver ↔ emulator over ptys, p50`,
       unit: 'ms',
       better: 'lower',
       baseline: `latency.formula.${size}`,
       samples: runs.map((r) => summarizeLatencies(r.get(size)!).p50),
     });
   }
+  const meshSizes = [16, 128, 200];
+  const mesh = await ctx.repeat('Meshtastic driver latency', () => meshtasticLatency(meshSizes, perSize), {
+    repeats: Math.min(3, ctx.repeats),
+  });
+  const meshParams = mesh[0]!.params;
+  for (const size of meshSizes) {
+    const dataBytes = encodeData(createData({ portnum: 256, payload: new Uint8Array(size) })).length;
+    ctx.exact(
+      `mesh.latency.formula.${size}`,
+      `Meshtastic: time on air of a ${size}-byte payload at SF${meshParams.spreadingFactor}/BW${meshParams.bandwidthHz / 1000} (formula)`,
+      'ms',
+      meshtasticAirtimeMs(dataBytes, meshParams),
+    );
+    ctx.figure({
+      id: `mesh.latency.${size}`,
+      label: `Meshtastic: send() → received, ${size}-byte payload, driver ↔ emulator over ptys, p50`,
+      unit: 'ms',
+      better: 'lower',
+      baseline: `mesh.latency.formula.${size}`,
+      samples: mesh.map((r) => summarizeLatencies(r.times.get(size)!).p50),
+    });
+  }
   ctx.note(
-    'Latency: region ANY (no duty-cycle wait), one packet at a time; the excess over the formula is serial I/O, KISS framing and driver pacing.',
+    'Latency: one packet at a time on a loss-free air; RNode in region ANY (no duty-cycle wait), Meshtastic with its default EU868 LongFast channel and listen-before-talk. The excess over the formula is serial I/O, framing, driver pacing and channel access.',
   );
 }
 

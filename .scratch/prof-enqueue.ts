@@ -1,0 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import { canonicalBytes } from '../protocol/canonical-json.ts';
+import { encodeTelemetryUnit, signTelemetryUnit, parseTelemetryUnit } from '../protocol/telemetry.ts';
+const seed = randomBytes(32);
+const recs = Array.from({ length: 256 }, (_, k) => ({ seq: 1 + k, stream: 'air.temperature', ts: 1767225600000 + k * 1000, value: 21.5 + k / 10 }));
+const t = (name: string, n: number, f: () => unknown) => { for (let i = 0; i < 20; i++) f(); const s = performance.now(); for (let i = 0; i < n; i++) f(); console.log(name, ((performance.now() - s) / n).toFixed(3), 'ms'); };
+const unit = signTelemetryUnit(seed, recs);
+t('sign 256', 200, () => signTelemetryUnit(seed, recs));
+t('encode', 200, () => encodeTelemetryUnit(unit));
+t('parse (zod)', 200, () => parseTelemetryUnit(unit));
+t('canonicalBytes', 200, () => canonicalBytes(unit));
