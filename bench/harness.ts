@@ -218,19 +218,25 @@ export async function runBench(def: BenchDefinition, argv: readonly string[] = p
   const bars = new Map<string, Progress>();
   let currentLabel = def.name;
 
-  const progress = (done: number, total: number, detail = '') => {
+  /** One bar per label: the runs of a repeat(), or a bench's own progress inside a run (`label · unit`). */
+  const emit = (label: string, done: number, total: number, detail: string) => {
     if (args.json) {
-      process.stderr.write(`${PROGRESS_PREFIX}${JSON.stringify({ label: currentLabel, done, total, detail })}\n`);
+      process.stderr.write(`${PROGRESS_PREFIX}${JSON.stringify({ label, done, total, detail })}\n`);
       return;
     }
-    let bar = bars.get(currentLabel);
+    let bar = bars.get(label);
     if (!bar) {
-      bar = createProgress({ total, label: `${def.name}: ${currentLabel}` });
-      bars.set(currentLabel, bar);
+      bar = createProgress({ total, label: `${def.name}: ${label}` });
+      bars.set(label, bar);
     }
     bar.update(done, detail);
-    if (done >= total) bar.finish();
+    if (done >= total) {
+      bar.finish();
+      bars.delete(label);
+    }
   };
+  const progress = (done: number, total: number, detail = '') =>
+    emit(`${currentLabel} · ${detail || 'progress'}`, done, total, '');
 
   const ctx: BenchContext = {
     repeats: args.repeats,
@@ -245,11 +251,11 @@ export async function runBench(def: BenchDefinition, argv: readonly string[] = p
       currentLabel = label;
       const out = [];
       const total = warmup + repeats;
-      progress(0, total, 'warm-up');
+      emit(label, 0, total, 'warm-up');
       for (let i = 0; i < total; i++) {
         const r = await once(i);
         if (i >= warmup) out.push(r);
-        progress(i + 1, total, i + 1 < warmup ? 'warm-up' : '');
+        emit(label, i + 1, total, i + 1 < warmup ? 'warm-up' : '');
       }
       return out;
     },

@@ -79,7 +79,10 @@ async function runOne(file: string, o: Options): Promise<BenchReport | { error: 
         bars.set(p.label, bar);
       }
       bar.update(p.done, p.detail);
-      if (p.done >= p.total) bar.finish();
+      if (p.done >= p.total) {
+        bar.finish();
+        bars.delete(p.label); // the same label may start again (the next run of a repeat)
+      }
       return;
     }
     tail.push(line);
