@@ -1,5 +1,6 @@
 // The list of generated files and how each is rendered from its source of truth.
 
+import { configJsonSchema } from '../agent/config.ts';
 import { manifestJsonSchema } from '../protocol/manifest.ts';
 
 export interface GeneratedFile {
@@ -13,6 +14,10 @@ export function generatedFiles(): GeneratedFile[] {
     {
       path: 'docs/protocol/manifest.schema.json',
       render: () => `${JSON.stringify(manifestJsonSchema(), null, 2)}\n`,
+    },
+    {
+      path: 'docs/agent-config.schema.json',
+      render: () => `${JSON.stringify(configJsonSchema(), null, 2)}\n`,
     },
   ];
 }
