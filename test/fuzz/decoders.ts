@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { CompactSign } from 'jose';
+import { parseConfig } from '../../agent/config.ts';
+import { decodeApiRequest, ROUTES } from '../../agent/local-api/requests.ts';
 import { RadioError } from '../../firmware-bridge/errors.ts';
 import { decodeOnAirPacket, encodeOnAirPacket, type OnAirPacket } from '../../firmware-bridge/meshtastic/on-air.ts';
 import {
@@ -941,6 +943,69 @@ const store: FuzzDecoder[] = [
   },
 ];
 
+// ---------------------------------------------------------------------------------------------
+// agent: its config file (TOML, hand-edited on the device) and its local API requests (any local process)
+
+const API_LIMITS = { maxBodyBytes: 64 * 1024 };
+const API_BODY_SEEDS = [
+  { tool: 'greenhouse.fan.set', args: { speed_pct: 40 }, call_id: 'c0ffee00c0ffee00', token: 'a.b.c' },
+  { call_id: 'c0ffee00c0ffee00', token: 'a.b.c', quorum: 'q' },
+  { records: [{ stream: 'greenhouse.air.temperature', value: 21.5, ts_ms: 1767225600000 }] },
+  {
+    records: [
+      { stream: 'door.events', value: 'open', quality: ['estimated'] },
+      { stream: 'door.events', value: true },
+    ],
+  },
+];
+
+const agent: FuzzDecoder[] = [
+  {
+    name: 'agent.config',
+    module: 'agent/config.ts',
+    setup() {
+      const seeds = ['agent.toml', 'agent.minimal.toml'].map(
+        (f) => new Uint8Array(readFileSync(join(ROOT, 'examples', f))),
+      );
+      return target({
+        inputs: byteInputs(seeds, 2048),
+        decode: (bytes: Uint8Array) => parseConfig(Buffer.from(bytes).toString('utf8')),
+      });
+    },
+  },
+  {
+    name: 'agent.api.body',
+    module: 'agent/local-api/requests.ts',
+    setup() {
+      const posts = ROUTES.filter((r) => r.method === 'POST').map((r) => r.path);
+      type Input = [string, string];
+      return target<Input>({
+        inputs: fc.tuple(fc.constantFrom(...posts), jsonTextInputs(API_BODY_SEEDS)),
+        decode: ([path, body]) => decodeApiRequest('POST', path, body, API_LIMITS),
+      });
+    },
+  },
+  {
+    name: 'agent.api.target',
+    module: 'agent/local-api/requests.ts',
+    setup() {
+      type Input = [string, string, string];
+      return target<Input>({
+        inputs: fc.tuple(
+          fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', ''),
+          fc.oneof(
+            fc.string({ maxLength: 80 }).map((s) => `/v1/telemetry?${s}`),
+            fc.string({ maxLength: 80 }).map((s) => `/${s}`),
+            fc.constantFrom(...ROUTES.map((r) => r.path)),
+          ),
+          fc.constantFrom('', '{}'),
+        ),
+        decode: ([m, t, b]) => decodeApiRequest(m, t, b, API_LIMITS),
+      });
+    },
+  },
+];
+
 /** Every registered decoder, in a stable order. */
 export const DECODERS: readonly FuzzDecoder[] = [
   ...radio,
@@ -951,4 +1016,5 @@ export const DECODERS: readonly FuzzDecoder[] = [
   ...wire,
   ...lora,
   ...store,
+  ...agent,
 ];
