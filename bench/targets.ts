@@ -119,9 +119,9 @@ export const TARGETS: readonly Target[] = [
   },
   {
     id: 'idle-rss',
-    label: 'agent idle RSS with 10 tools',
+    label: 'agent idle RSS with 10 tools (single binary)',
     bench: 'agent-footprint',
-    figure: 'rss.idle',
+    figure: 'bin.rss.idle',
     measure: 'median',
     op: '<=',
     bound: 45,
@@ -130,9 +130,9 @@ export const TARGETS: readonly Target[] = [
   },
   {
     id: 'cold-start',
-    label: 'agent cold start to "connected, manifest announced"',
+    label: 'agent cold start to "connected, manifest announced" (single binary)',
     bench: 'agent-footprint',
-    figure: 'coldstart.connected',
+    figure: 'bin.coldstart.connected',
     measure: 'ratio',
     op: '<=',
     bound: 3,
