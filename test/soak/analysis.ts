@@ -74,5 +74,6 @@ export function asciiPlot(
     return `${axis} |${row.join('').trimEnd()}`;
   });
   const legend = names.map((n, k) => `${marks[k % marks.length]} ${n}`).join('   ');
-  return `${rows.join('\n')}\n${' '.repeat(8)}+${'-'.repeat(width)}\n${' '.repeat(8)}0 min${' '.repeat(Math.max(1, width - 12))}${maxMin} min\n${' '.repeat(8)}${options.unit}: ${legend}\n`;
+  const end = `${Number.isInteger(maxMin) ? maxMin : maxMin.toFixed(1)} min`;
+  return `${rows.join('\n')}\n${' '.repeat(8)}+${'-'.repeat(width)}\n${' '.repeat(8)}0 min${' '.repeat(Math.max(1, width - 5 - end.length + 1))}${end}\n${' '.repeat(8)}${options.unit}: ${legend}\n`;
 }
