@@ -212,26 +212,6 @@ async function run(ctx: BenchContext): Promise<void> {
       ),
     });
 
-    const idle = await ctx.repeat(
-      'idle RSS',
-      async () => {
-        const a = await startAgent(writeConfig(fresh(), 10));
-        // Start-up garbage is collected by ordinary idling (no requests), then the kernel's figure is read.
-        await settle(ctx.quick ? 500 : 5_000);
-        const mb = rssMb(a.pid);
-        await a.stop();
-        return mb;
-      },
-      { repeats: Math.min(3, ctx.repeats) },
-    );
-    ctx.figure({
-      id: 'rss.idle',
-      label: 'from source: agent idle RSS with 10 exec tools + built-ins',
-      unit: 'MB',
-      better: 'lower',
-      samples: idle,
-    });
-
     const records = ctx.size(1_000_000, 20_000);
     const through = await ctx.repeat(
       `${records.toLocaleString('en-US')} records in`,

@@ -21,13 +21,13 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'enqueue',
     label: 'durable signed telemetry enqueue, batched',
-    bench: 'telemetry-enqueue',
+    bench: 'agent',
     figure: 'enqueue.batched',
     measure: 'median',
     op: '>=',
     bound: 100_000,
     unit: 'records/s',
-    needs: 'store, protocol',
+    needs: 'agent',
   },
   {
     id: 'e2e',
@@ -98,7 +98,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'gate-p50',
     label: 'safety gate decision with a 2-of-3 quorum, p50',
-    bench: 'gate',
+    bench: 'agent',
     figure: 'gate.quorum.p50',
     measure: 'median',
     op: '<=',
@@ -109,7 +109,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'gate-p99',
     label: 'safety gate decision with a 2-of-3 quorum, p99',
-    bench: 'gate',
+    bench: 'agent',
     figure: 'gate.quorum.p99',
     measure: 'median',
     op: '<=',
