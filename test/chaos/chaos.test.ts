@@ -12,7 +12,7 @@ import { SCENARIOS } from './scenarios.ts';
 describe('chaos (short variants)', () => {
   for (const s of SCENARIOS) {
     const why = s.unavailable();
-    it(`${s.name}: ${s.claim}`, { skip: why ?? false }, async (t) => {
+    it(`${s.name}: ${s.claim}`, { skip: why ?? false, todo: s.knownIssue ?? false }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'outpost-chaos-'));
       try {
         const row = await s.run({ mode: 'ci', dir, log: (l) => t.diagnostic(l), progress: () => {} });

@@ -38,7 +38,11 @@ for (const s of chosen) {
         if (done >= total) bar.finish();
       },
     });
-    rows.push(row);
+    rows.push(
+      s.knownIssue && !row.passed
+        ? { ...row, note: `${row.note ? `${row.note}; ` : ''}known issue: ${s.knownIssue}` }
+        : row,
+    );
   } catch (e) {
     rows.push({
       scenario: s.name,

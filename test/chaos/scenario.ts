@@ -18,6 +18,11 @@ export interface Scenario {
   readonly name: string;
   /** What the scenario proves, one sentence. */
   readonly claim: string;
+  /**
+   * A defect this scenario finds that is reported to its part and not fixed yet: the short CI variant is then
+   * a `todo` (its failure shown, not failing the suite); `npm run chaos` still fails and says why.
+   */
+  readonly knownIssue?: string;
   /** Undefined when it can run here, else why not (missing tool, missing part). */
   unavailable(): string | undefined;
   /** Runs to completion within its own time bound and returns its row (passed or not). */

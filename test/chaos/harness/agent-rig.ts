@@ -8,7 +8,7 @@ import { AGENT_MIGRATIONS } from '../../../agent/agent-store.ts';
 import { loadIdentity } from '../../../agent/identity.ts';
 import { createLocalApiClient, type LocalApiClient } from '../../../agent/local-api/client.ts';
 import { deriveOutboxKey } from '../../../agent/outbox-key.ts';
-import { decodeTelemetryUnit } from '../../../protocol/telemetry.ts';
+import { decodeTelemetryUnit, verifyTelemetryUnit } from '../../../protocol/telemetry.ts';
 import { AUDIT_MIGRATIONS } from '../../../store/audit.ts';
 import { openDatabase } from '../../../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS } from '../../../store/outbox.ts';
@@ -28,6 +28,8 @@ export interface AgentRig {
 
 export interface AgentRigOptions {
   readonly dir: string;
+  /** State directory (default DIR/state), e.g. a tiny disk. */
+  readonly stateDir?: string;
   /** TOML appended to the generated config (uplink, queue caps…). */
   readonly extraToml?: string;
   /** Node arguments before the CLI script (e.g. the clock-offset preload). */
@@ -38,7 +40,7 @@ export interface AgentRigOptions {
 
 /** Writes an agent config with an ingest stream and private ports and paths, and supervises its daemon. */
 export function agentRig(o: AgentRigOptions): AgentRig {
-  const stateDir = join(o.dir, 'state');
+  const stateDir = o.stateDir ?? join(o.dir, 'state');
   const socketPath = join(o.dir, 'agent.sock');
   const configFile = join(o.dir, 'agent.toml');
   writeFileSync(
@@ -135,7 +137,10 @@ export interface QueuedRecord {
   readonly value: unknown;
 }
 
-/** Every record in a stopped agent's outbox, decrypted with its identity's key and decoded from its units. */
+/**
+ * Every record in a stopped agent's outbox, decrypted with its identity's key, its unit's signature verified,
+ * decoded. `stateDir` is the path as this process reaches it (a tiny disk's host path).
+ */
 export function readOutbox(stateDir: string): QueuedRecord[] {
   const identity = loadIdentity({ keyFile: join(stateDir, 'identity.key'), env: {}, create: false });
   const db = openDatabase(join(stateDir, 'agent.db'), {
@@ -148,7 +153,9 @@ export function readOutbox(stateDir: string): QueuedRecord[] {
       const lease = outbox.lease(10_000, 256 * 1024 * 1024, 3_600_000);
       if (lease.items.length === 0) break;
       for (const item of lease.items) {
-        for (const r of decodeTelemetryUnit(Buffer.from(item.payload).toString('utf8')).records) {
+        const unit = decodeTelemetryUnit(Buffer.from(item.payload).toString('utf8'));
+        verifyTelemetryUnit(unit, identity.did);
+        for (const r of unit.records) {
           if (r.stream === CHAOS_STREAM) out.push({ seq: r.seq, value: r.value });
         }
       }
@@ -157,6 +164,19 @@ export function readOutbox(stateDir: string): QueuedRecord[] {
   } finally {
     db.close();
   }
+}
+
+/** Resolves once `tally` has `count` more acknowledged records than now (with the ms it took); rejects after `timeoutMs`. */
+export async function moreAcks(tally: ProducerTally, count: number, timeoutMs: number, what: string): Promise<number> {
+  const start = tally.acked.size;
+  const t0 = performance.now();
+  while (tally.acked.size < start + count) {
+    if (performance.now() - t0 > timeoutMs) {
+      throw new Error(`${what}: ${tally.acked.size - start} of ${count} more acknowledgements in ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return performance.now() - t0;
 }
 
 /**

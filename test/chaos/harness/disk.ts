@@ -15,7 +15,10 @@ export interface TinyDisk {
   readonly sizeBytes: number;
   /** Runs `command args…` inside the namespace, where `dir` is the tiny disk. */
   wrap(command: string, args: readonly string[]): readonly [string, readonly string[]];
-  /** The path of `inner` (a path under `dir`) as this process can reach it. */
+  /**
+   * The path of `inner` (a path under `dir`) as this process can reach it. Plain file reads and writes work
+   * through it; SQLite does not (it resolves the /proc link): copy a database out before opening it.
+   */
   hostPath(inner: string): string;
   /** Free bytes on the tiny disk. */
   freeBytes(): number;
@@ -42,7 +45,7 @@ export async function tinyDisk(dir: string, sizeBytes: number): Promise<TinyDisk
       '-Urm',
       'sh',
       '-c',
-      `mount -t tmpfs -o size=${sizeBytes} tmpfs "$1" && echo mounted && exec sleep infinity`,
+      `mount -t tmpfs -o size=${sizeBytes},mode=0700 tmpfs "$1" && echo mounted && exec sleep infinity`,
       'sh',
       dir,
     ],
