@@ -194,8 +194,33 @@ async function run(ctx: BenchContext): Promise<void> {
         return a.readyMs;
       }),
     });
+    const bareNode = ctx.figure({
+      id: 'rss.node',
+      label: 'baseline: idle RSS of a bare node process (setInterval only)',
+      unit: 'MB',
+      better: 'lower',
+      samples: await ctx.repeat(
+        'bare node idle RSS',
+        async () => {
+          const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], {
+            stdio: ['ignore', 'pipe', 'ignore'],
+          });
+          await once(createInterface({ input: child.stdout! }), 'line');
+          await settle(ctx.quick ? 500 : 5_000);
+          const mb = rssMb(child.pid!);
+          child.kill('SIGKILL');
+          await once(child, 'exit');
+          return mb;
+        },
+        { repeats: Math.min(3, ctx.repeats) },
+      ),
+    });
+    ctx.note(
+      `A bare Node ${process.version} process idles at ${bareNode.median.toFixed(0)} MB of RSS on this machine: the runtime alone sits near the 45 MB idle target.`,
+    );
     ctx.figure({
       id: 'bin.rss.idle',
+      baseline: 'rss.node',
       label: 'binary: agent idle RSS with 10 exec tools + built-ins',
       unit: 'MB',
       better: 'lower',
