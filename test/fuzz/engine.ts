@@ -59,7 +59,10 @@ export interface FuzzRunResult {
   readonly rejected: number;
   /** Untyped throws, oracle failures included. */
   readonly crashes: number;
-  /** Cases that took longer than the per-case budget (a hang that never ends is caught by the caller's watchdog). */
+  /**
+   * Cases still over the per-case budget when timed again (fastest of up to three runs); a hang that never ends
+   * is caught by the caller's watchdog.
+   */
   readonly overBudget: number;
   readonly maxUs: number;
   /** Per-case µs, log2 buckets (mergeable across workers). */
@@ -157,8 +160,7 @@ export async function runTarget(target: FuzzTarget<unknown>, options: RunOptions
   const crashSamples: FuzzSample[] = [];
   const slowSamples: FuzzSample[] = [];
 
-  const account = (input: unknown, startNs: bigint, outcome: { ok: true } | { ok: false; error: unknown }) => {
-    const us = Number(process.hrtime.bigint() - startNs) / 1000;
+  const account = (input: unknown, us: number, outcome: { ok: true } | { ok: false; error: unknown }) => {
     cases++;
     histogram[histogramBucket(us)]!++;
     if (us > maxUs) maxUs = us;
@@ -188,17 +190,49 @@ export async function runTarget(target: FuzzTarget<unknown>, options: RunOptions
     endOnFailure: true,
     includeErrorInReport: true,
   };
+  const micros = (t: bigint) => Number(process.hrtime.bigint() - t) / 1000;
+  // A case over the budget is timed again (up to twice) and its fastest time counts: on a shared machine a
+  // thread can be descheduled or stopped for GC mid-case, which is not the decoder's doing; a real hang repeats.
+  const retimeSync = (input: unknown, us: number): number => {
+    let best = us;
+    for (let i = 0; i < 2 && best > budgetUs; i++) {
+      const t = process.hrtime.bigint();
+      try {
+        target.decode(input);
+      } catch {
+        // its outcome was accounted the first time
+      }
+      best = Math.min(best, micros(t));
+    }
+    return best;
+  };
+  const retimeAsync = async (input: unknown, us: number): Promise<number> => {
+    let best = us;
+    for (let i = 0; i < 2 && best > budgetUs; i++) {
+      const t = process.hrtime.bigint();
+      try {
+        await target.decode(input);
+      } catch {
+        // its outcome was accounted the first time
+      }
+      best = Math.min(best, micros(t));
+    }
+    return best;
+  };
   if (target.async) {
     await fc.assert(
       fc.asyncProperty(target.inputs, async (input) => {
         options.beforeCase?.(input);
         const t = process.hrtime.bigint();
+        let outcome: { ok: true } | { ok: false; error: unknown };
         try {
           await target.decode(input);
-          account(input, t, { ok: true });
+          outcome = { ok: true };
         } catch (error) {
-          account(input, t, { ok: false, error });
+          outcome = { ok: false, error };
         }
+        const us = micros(t);
+        account(input, us > budgetUs ? await retimeAsync(input, us) : us, outcome);
       }),
       params,
     );
@@ -207,12 +241,15 @@ export async function runTarget(target: FuzzTarget<unknown>, options: RunOptions
       fc.property(target.inputs, (input) => {
         options.beforeCase?.(input);
         const t = process.hrtime.bigint();
+        let outcome: { ok: true } | { ok: false; error: unknown };
         try {
           target.decode(input);
-          account(input, t, { ok: true });
+          outcome = { ok: true };
         } catch (error) {
-          account(input, t, { ok: false, error });
+          outcome = { ok: false, error };
         }
+        const us = micros(t);
+        account(input, us > budgetUs ? retimeSync(input, us) : us, outcome);
       }),
       params,
     );
