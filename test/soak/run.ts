@@ -111,7 +111,7 @@ async function main(): Promise<number> {
 
     const started = performance.now();
     const bar = createProgress({ total: Math.round(durationMs / 1000), label: 'soak' });
-    for (let k = 0; ; k++) {
+    for (;;) {
       const minute = (performance.now() - started) / 60_000;
       for (const m of members) {
         const s = lastStats(m.statsFile);

@@ -110,7 +110,7 @@ export function startProducers(
         const r = await client.post<{ seqs: number[] }>('/v1/telemetry', {
           records: values.map((value) => ({ stream: CHAOS_STREAM, value })),
         });
-        values.forEach((v, i) => options.tally.acked.set(v, r.seqs[i]!));
+        for (const [i, v] of values.entries()) options.tally.acked.set(v, r.seqs[i]!);
       } catch (e) {
         options.tally.failedRequests++;
         const code = (e as { code?: string }).code ?? 'ERROR';
