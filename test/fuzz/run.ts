@@ -162,7 +162,7 @@ async function main(): Promise<number> {
         s.finish?.({ type: 'hang', sample: { input: stashedInput(s), detail: `no return within ${o.hangMs} ms` } });
       }
     }
-    progress.update(finishedCases + running(), `${formatCount(finishedCases + running())} cases`);
+    progress.update(finishedCases + running());
   }, 250);
 
   const queue = [...shards];
