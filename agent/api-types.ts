@@ -85,6 +85,8 @@ export interface StatusView {
     readonly errors: number;
     readonly last_error?: string;
   }[];
+  /** The upstream link's own view (state computed from facts, peer, last error), when it has one. */
+  readonly uplink?: Readonly<Record<string, unknown>>;
 }
 
 export interface AuditVerifyView {

@@ -2,7 +2,7 @@
 // local API, MCP and metrics from what it is given (nothing happens at import time), and computes its
 // status from facts. Without an uplink it is off-grid and fully useful; an Uplink plugs into the pump.
 
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Clock } from '../protocol/clock.ts';
 import { isOutpostError } from '../protocol/errors.ts';
@@ -20,6 +20,8 @@ import { AGENT_MIGRATIONS, type AgentStore, createAgentStore } from './agent-sto
 import type { StatusView } from './api-types.ts';
 import { builtinTools } from './builtin-tools.ts';
 import type { AgentConfig } from './config.ts';
+import { readEnrollment, trustFiles } from './enrollment.ts';
+import { enrollmentTrust } from './enrollment-trust.ts';
 import { AgentError } from './errors.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { auditMacKey, auditSigner, type Identity, identityView, loadIdentity } from './identity.ts';
@@ -196,6 +198,7 @@ export function createAgent(deps: AgentDeps): Agent {
             by_stream: {},
           },
       endpoints: { ...endpoints },
+      ...(deps.uplink?.detail ? { uplink: deps.uplink.detail() } : {}),
       samplers: (samplers?.states() ?? []).map((s) => ({
         stream: s.stream,
         kind: s.kind,
@@ -254,6 +257,21 @@ export function createAgent(deps: AgentDeps): Agent {
         audience: trust.audience,
         minRefetchIntervalMs: 5_000,
       });
+    } else {
+      // An enrolled device trusts its control plane: keys and policy that the upstream link keeps current.
+      const enrolled = readEnrollment(paths.stateDir);
+      const files = trustFiles(paths.stateDir);
+      if (enrolled && existsSync(files.jwksFile)) {
+        trust = enrollmentTrust(paths.stateDir, enrolled);
+        verifier = createTokenVerifier({
+          fetchJwks: async () => readJwksFile(files.jwksFile),
+          initialJwks: trust.jwks,
+          clock,
+          issuer: trust.issuer,
+          audience: trust.audience,
+          minRefetchIntervalMs: 5_000,
+        });
+      }
     }
     db = openDatabase(paths.databaseFile, {
       migrations: [OUTBOX_MIGRATIONS, SEQUENCE_MIGRATIONS, AUDIT_MIGRATIONS, AGENT_MIGRATIONS],
@@ -432,6 +450,13 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     samplers.start();
     if (deps.uplink) {
+      deps.uplink.bind?.({
+        identity: { did: ident.did, seed: ident.seed },
+        manifest: m.manifest,
+        manifestHash: m.hash,
+        callTool: (c) => acts.callTool({ ...c, source: 'upstream' }),
+        auditCheckpoint: () => audit?.checkpoint(),
+      });
       await deps.uplink.start();
       pump = startUplinkPump({ outbox, uplink: deps.uplink, log: log.child({ part: 'uplink' }) });
       deps.uplink.onStateChange(() => noteStatus());

@@ -2,6 +2,7 @@
 // acknowledged. The WSS and LoRa links implement it; an agent without one is off-grid and keeps queueing.
 // The pump (uplink-pump.ts) owns leasing, acking and releasing, so every uplink gets that part right.
 
+import type { CapabilityManifest } from '../protocol/manifest.ts';
 import type { Lease, SeqRange } from '../store/outbox.ts';
 
 export type UplinkState = 'disconnected' | 'connected';
@@ -20,4 +21,21 @@ export interface Uplink {
   deliver(lease: Lease): Promise<readonly SeqRange[]>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Optional: receives the agent's identity, manifest and gate once they exist, before start(). */
+  bind?(binding: UplinkBinding): void;
+  /** Optional: a JSON view of the link for status (state, peer, last error …). */
+  detail?(): Readonly<Record<string, unknown>>;
+}
+
+/** What the daemon hands a link that talks to a control plane. */
+export interface UplinkBinding {
+  readonly identity: { readonly did: string; readonly seed: Uint8Array };
+  readonly manifest: CapabilityManifest;
+  readonly manifestHash: string;
+  /** Runs an upstream call through the agent's safety gate; rejects with OutpostError (GATE_DENIED, TOOL_*, …). */
+  callTool(call: { tool: string; args: Record<string, unknown>; token: string; quorum?: string }): Promise<{
+    readonly result: unknown;
+  }>;
+  /** Signs a checkpoint of the agent's audit chain now (store/audit.ts), for the control plane to anchor. */
+  auditCheckpoint?(): { readonly body: object; readonly signature: Uint8Array } | undefined;
 }

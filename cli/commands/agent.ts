@@ -2,9 +2,10 @@
 
 import { isSea } from 'node:sea';
 import type { IdentityView, StatusView } from '../../agent/api-types.ts';
+import type { Uplink } from '../../agent/uplink.ts';
 import { systemClock } from '../../protocol/clock.ts';
-import { isOutpostError } from '../../protocol/errors.ts';
-import { createLogger } from '../../protocol/log.ts';
+import { isOutpostError, OutpostError } from '../../protocol/errors.ts';
+import { createLogger, type Logger } from '../../protocol/log.ts';
 import { MetricsRegistry } from '../../protocol/metrics.ts';
 import { AGENT_OPTIONS, agentClient, loadAgentConfig } from '../agent-setup.ts';
 import { buildInfo } from '../build-info.ts';
@@ -39,9 +40,44 @@ function statusText(s: StatusView): string {
       (x) =>
         `  sampler ${x.stream}: ${x.samples} samples, ${x.errors} errors${x.last_error ? ` (last: ${x.last_error})` : ''}`,
     ),
+    ...(s.uplink
+      ? [
+          `  uplink: ${s.uplink.state}${s.uplink.url ? ` to ${s.uplink.url}` : ''}${s.uplink.lastError ? ` (last error ${s.uplink.lastError})` : ''}`,
+        ]
+      : []),
     ...s.status.problems.map((p) => `  ${p.severity === 'info' ? 'i' : '!'} ${p.message}`),
   ];
   return lines.join('\n');
+}
+
+/** The WSS link when the device is enrolled (heartbeat and timeout from OUTPOST_LINK_HEARTBEAT_MS / _TIMEOUT_MS). */
+async function upstreamLinkFor(
+  stateDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  metrics: MetricsRegistry,
+): Promise<Uplink | undefined> {
+  const [{ readEnrollment }, { createUpstreamLink }] = await Promise.all([
+    import('../../agent/enrollment.ts'),
+    import('../../agent/upstream-link.ts'),
+  ]);
+  if (!readEnrollment(stateDir)) return undefined;
+  const ms = (name: string) => {
+    const v = env[name];
+    if (v === undefined) return undefined;
+    if (!/^\d{3,9}$/.test(v)) throw new OutpostError('CONFIG_INVALID', `${name} must be milliseconds (≥ 100)`);
+    return Number(v);
+  };
+  const heartbeatMs = ms('OUTPOST_LINK_HEARTBEAT_MS');
+  const timeoutMs = ms('OUTPOST_LINK_TIMEOUT_MS');
+  return createUpstreamLink({
+    stateDir,
+    clock: systemClock,
+    log,
+    metrics,
+    ...(heartbeatMs ? { heartbeatMs } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 export const agentCommands: Command[] = [
@@ -68,6 +104,8 @@ export const agentCommands: Command[] = [
       const notifier = createSdNotifier({ env, log });
       // Inside the single binary better-sqlite3 comes from the embedded addon; in development from node_modules.
       const nativeBinding = isSea() ? createNativeAddonLoader({ env }).load('better-sqlite3') : undefined;
+      const metrics = new MetricsRegistry();
+      const uplink = await upstreamLinkFor(paths.stateDir, env, log, metrics);
       const agent = createAgent({
         config,
         configText: text,
@@ -75,9 +113,10 @@ export const agentCommands: Command[] = [
         env,
         clock: systemClock,
         log,
-        metrics: new MetricsRegistry(),
+        metrics,
         version: buildInfo().version,
         ...(nativeBinding ? { nativeBinding } : {}),
+        ...(uplink ? { uplink } : {}),
       });
       try {
         await agent.start();

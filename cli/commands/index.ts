@@ -2,8 +2,11 @@
 
 import type { Command } from '../command.ts';
 import { agentCommands } from './agent.ts';
+import { approveCommands } from './approve.ts';
+import { controlplaneCommands } from './controlplane.ts';
 import { devCommands } from './dev.ts';
 import { doctorCommands } from './doctor.ts';
+import { enrollCommands } from './enroll.ts';
 import { manifestCommands } from './manifest.ts';
 import { mcpCommands } from './mcp.ts';
 import { selftestCommands } from './selftest.ts';
@@ -19,4 +22,7 @@ export const commands: readonly Command[] = [
   ...mcpCommands,
   ...doctorCommands,
   ...devCommands,
+  ...controlplaneCommands,
+  ...approveCommands,
+  ...enrollCommands,
 ];
