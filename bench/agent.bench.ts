@@ -1,13 +1,13 @@
 // Agent benchmark: durable signed telemetry enqueue (single, batched, concurrent producers) against a bare
 // better-sqlite3 insert loop in the same run; safety-gate decision latency (token + 2-of-3 quorum + schema +
 // decision, p50/p99); idle RSS of a real agent process with 10 tools.
-// Run: `npx node bench/agent.bench.ts [--repeats N] [--json]`.
+// Run: `npm run bench -- agent` (bench/README.md).
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { builtinTools } from '../agent/builtin-tools.ts';
@@ -30,33 +30,11 @@ import { verifyRuntimeToken } from '../protocol/tokens.ts';
 import { openDatabase } from '../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS } from '../store/outbox.ts';
 import { createSequence, SEQUENCE_MIGRATIONS } from '../store/sequence.ts';
+import { type BenchContext, runBench, summarizeLatencies } from './harness.ts';
 
-const args = process.argv.slice(2);
-const repeats = Number(args[args.indexOf('--repeats') + 1]) || 3;
-const asJson = args.includes('--json');
 const root = mkdtempSync(join(tmpdir(), 'outpost-bench-agent-'));
-const results: Record<string, unknown>[] = [];
 let fileNo = 0;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const quantile = (xs: number[], q: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
-const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
-
-function report(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
-  results.push({ name, value, unit, ...extra });
-  if (!asJson) {
-    const more = Object.entries(extra)
-      .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : String(v)}`)
-      .join(', ');
-    process.stdout.write(`${name.padEnd(56)} ${fmt(value).padStart(10)} ${unit}${more ? `  (${more})` : ''}\n`);
-  }
-}
 
 // --- 1. Durable signed enqueue --------------------------------------------------------------------------
 
@@ -98,9 +76,8 @@ function freshIngest(): { ingest: TelemetryIngest; close: () => void } {
   return { ingest, close: () => db.close() };
 }
 
-async function enqueueRate(mode: 'single' | 'batched' | 'concurrent'): Promise<number> {
+async function enqueueRate(mode: 'single' | 'batched' | 'concurrent', total: number): Promise<number> {
   const { ingest, close } = freshIngest();
-  const total = mode === 'single' ? 500 : 5_000;
   const t0 = process.hrtime.bigint();
   if (mode === 'single') {
     for (let i = 0; i < total; i++) await ingest.ingest([{ stream: 'bench.value', value: i }], 'api');
@@ -124,7 +101,7 @@ async function enqueueRate(mode: 'single' | 'batched' | 'concurrent'): Promise<n
   return r;
 }
 
-function bareRate(perTx: number): number {
+function bareRate(perTx: number, total: number): number {
   const db = new Database(join(root, `b${fileNo++}.db`));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -133,7 +110,6 @@ function bareRate(perTx: number): number {
   const tx = db.transaction((from: number) => {
     for (let i = 0; i < perTx; i++) insert.run('bench.value', from + i, randomBytes(240));
   });
-  const total = perTx === 1 ? 500 : 5_000;
   const t0 = process.hrtime.bigint();
   for (let n = 0; n < total; n += perTx) tx(n);
   const r = total / seconds(t0);
@@ -141,18 +117,10 @@ function bareRate(perTx: number): number {
   return r;
 }
 
-async function measure(name: string, once: () => Promise<number> | number, baseline?: number): Promise<number> {
-  await once(); // warm-up
-  const samples: number[] = [];
-  for (let i = 0; i < repeats; i++) samples.push(await once());
-  const m = median(samples);
-  report(name, m, 'records/s', baseline ? { 'vs bare': `${(m / baseline).toFixed(2)}×` } : {});
-  return m;
-}
-
 // --- 2. Gate decision latency ------------------------------------------------------------------------
 
-async function gateLatency(): Promise<void> {
+/** Mints the tokens once; each run of the returned function times every decision over them. */
+async function gateBench(n: number): Promise<() => Promise<{ full: number[]; pure: number[] }>> {
   const keys = fileDevKeyStore();
   const dir = join(root, 'trust');
   initDevTrust(keys, { dir, approvers: ['alice', 'bob', 'carol'], k: 2 });
@@ -178,7 +146,6 @@ async function gateLatency(): Promise<void> {
     interlocks: [{ kind: 'min_interval' as const, ms: 60_000 }],
   };
   const callArgs = { zone: 'a', seconds: 30 };
-  const n = 400;
   const inputs = await Promise.all(
     Array.from({ length: n }, async () => ({
       token: await mintDevToken(keys, {
@@ -194,62 +161,61 @@ async function gateLatency(): Promise<void> {
       quorum: devApprove(keys, { dir, device, tool: tool.name, args: callArgs, ttlS: 600, clock: systemClock }).token,
     })),
   );
-  const full: number[] = [];
-  const pure: number[] = [];
-  for (const input of inputs) {
-    const t0 = process.hrtime.bigint();
-    const v = await verifyRuntimeToken(input.token, {
-      jwks: trust.jwks,
-      clock: systemClock,
-      issuer: trust.issuer,
-      audience: trust.audience,
-    });
-    const q = verifyQuorum(input.quorum, {
-      policy: trust.policy,
-      tid: trust.tenantId,
-      device,
-      tool: tool.name,
-      args: callArgs,
-      clock: systemClock,
-    });
-    const check = validateJson(tool.inputSchema, callArgs);
-    const facts: GateFacts = {
-      source: 'local_api',
-      toolName: tool.name,
-      tool,
-      exclusions: [],
-      argsErrors: check.valid ? [] : ['x'],
-      device: { id: device, tenant: trust.tenantId },
-      token: tokenFact(v, false),
-      quorum: quorumFact(q, false),
-      wallMs: systemClock.nowMs(),
-      wallClockTrusted: true,
-      nowStoreMs: 1e9,
-      history: new Map(),
-    };
-    const t1 = process.hrtime.bigint();
-    const d = decide(facts);
-    const t2 = process.hrtime.bigint();
-    if (!d.allow) throw new Error(`bench call was denied: ${d.reason}`);
-    full.push(Number(t2 - t0) / 1e6);
-    pure.push(Number(t2 - t1) / 1e6);
-  }
-  report('gate: token + 2-of-3 quorum + schema + decide, p50', quantile(full, 0.5), 'ms', {
-    p99: quantile(full, 0.99),
-  });
-  report('gate: decide() alone, p50', quantile(pure, 0.5) * 1000, 'µs', { 'p99 µs': quantile(pure, 0.99) * 1000 });
+  return async () => {
+    const full: number[] = [];
+    const pure: number[] = [];
+    for (const input of inputs) {
+      const t0 = process.hrtime.bigint();
+      const v = await verifyRuntimeToken(input.token, {
+        jwks: trust.jwks,
+        clock: systemClock,
+        issuer: trust.issuer,
+        audience: trust.audience,
+      });
+      const q = verifyQuorum(input.quorum, {
+        policy: trust.policy,
+        tid: trust.tenantId,
+        device,
+        tool: tool.name,
+        args: callArgs,
+        clock: systemClock,
+      });
+      const check = validateJson(tool.inputSchema, callArgs);
+      const facts: GateFacts = {
+        source: 'local_api',
+        toolName: tool.name,
+        tool,
+        exclusions: [],
+        argsErrors: check.valid ? [] : ['x'],
+        device: { id: device, tenant: trust.tenantId },
+        token: tokenFact(v, false),
+        quorum: quorumFact(q, false),
+        wallMs: systemClock.nowMs(),
+        wallClockTrusted: true,
+        nowStoreMs: 1e9,
+        history: new Map(),
+      };
+      const t1 = process.hrtime.bigint();
+      const d = decide(facts);
+      const t2 = process.hrtime.bigint();
+      if (!d.allow) throw new Error(`bench call was denied: ${d.reason}`);
+      full.push(Number(t2 - t0) / 1e6);
+      pure.push(Number(t2 - t1) / 1e6);
+    }
+    return { full, pure };
+  };
 }
 
 // --- 3. Idle RSS with 10 tools -------------------------------------------------------------------------
 
-async function idleRss(): Promise<void> {
-  const dir = join(root, 'rss');
+async function idleRss(run: number): Promise<number> {
+  const dir = join(root, `rss${run}`);
   const tools = Array.from(
     { length: 10 },
     (_, i) =>
       `[[tools]]\nname = "bench.tool${i}"\ndescription = "Tool ${i}."\nsafety_class = "read_only"\n[tools.exec]\nargv = ["/bin/echo", "${i}"]\n`,
   ).join('\n');
-  const configFile = join(root, 'rss.toml');
+  const configFile = join(root, `rss${run}.toml`);
   writeFileSync(
     configFile,
     `[agent]\nname = "bench"\n[paths]\nstate_dir = "${dir}"\n[mcp]\nhttp_port = 0\n[metrics]\nport = 0\n${tools}`,
@@ -261,8 +227,8 @@ async function idleRss(): Promise<void> {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
+  let log = '';
   await new Promise<void>((resolve, reject) => {
-    let log = '';
     agent.stderr!.on('data', (c: Buffer) => {
       log += c.toString();
       if (log.includes('agent.started')) resolve();
@@ -271,24 +237,105 @@ async function idleRss(): Promise<void> {
   });
   // Let start-up garbage be collected by ordinary idling (no requests), then read the kernel's figure.
   await new Promise((r) => setTimeout(r, 5_000));
+  if (agent.exitCode !== null || agent.signalCode !== null) {
+    throw new Error(`the agent exited while idle (${agent.exitCode ?? agent.signalCode}):\n${log}`);
+  }
   const status = readFileSync(`/proc/${agent.pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
   agent.kill('SIGTERM');
   await once(agent, 'exit');
-  report('idle RSS, agent with 10 exec tools + 4 built-ins', kb / 1024, 'MiB');
+  return (kb * 1024) / 1e6;
 }
 
-try {
-  if (!asJson) process.stdout.write(`agent bench (load ${loadavg()[0]!.toFixed(2)}, ${repeats} repeats, median)\n`);
-  const bare1 = await measure('bare better-sqlite3 insert, FULL, 1 per tx', () => bareRate(1));
-  const bare100 = await measure('bare better-sqlite3 insert, FULL, 100 per tx', () => bareRate(100));
-  await measure('signed durable enqueue, single (1 per request)', () => enqueueRate('single'), bare1);
-  await measure('signed durable enqueue, batched (100 per request)', () => enqueueRate('batched'), bare100);
-  await measure('signed durable enqueue, 64 concurrent single producers', () => enqueueRate('concurrent'), bare1);
-  await gateLatency();
-  await idleRss();
-  if (asJson)
-    process.stdout.write(`${JSON.stringify({ bench: 'agent', load: loadavg()[0], repeats, results }, null, 2)}\n`);
-} finally {
-  rmSync(root, { recursive: true, force: true });
+async function run(ctx: BenchContext): Promise<void> {
+  try {
+    const rec = { unit: 'records/s', better: 'higher' as const };
+    const singles = ctx.size(500, 50);
+    const many = ctx.size(50_000, 1_000);
+    ctx.figure({
+      id: 'bare.single',
+      label: 'baseline: bare better-sqlite3 insert, FULL, 1 per tx',
+      ...rec,
+      samples: await ctx.repeat('bare single', () => bareRate(1, singles)),
+    });
+    ctx.figure({
+      id: 'bare.batched',
+      label: 'baseline: bare better-sqlite3 insert, FULL, 100 per tx',
+      ...rec,
+      samples: await ctx.repeat('bare batched', () => bareRate(100, many)),
+    });
+    ctx.figure({
+      id: 'enqueue.single',
+      label: 'signed durable enqueue, single (1 per request)',
+      ...rec,
+      baseline: 'bare.single',
+      samples: await ctx.repeat('enqueue single', () => enqueueRate('single', singles)),
+    });
+    ctx.figure({
+      id: 'enqueue.batched',
+      label: 'signed durable enqueue, batched (100 per request)',
+      ...rec,
+      baseline: 'bare.batched',
+      samples: await ctx.repeat('enqueue batched', () => enqueueRate('batched', many)),
+    });
+    ctx.figure({
+      id: 'enqueue.concurrent',
+      label: 'signed durable enqueue, 64 concurrent single producers',
+      ...rec,
+      baseline: 'bare.single',
+      samples: await ctx.repeat('enqueue concurrent', () => enqueueRate('concurrent', ctx.size(5_000, 128))),
+    });
+
+    const decisions = await gateBench(ctx.size(400, 20));
+    const gate = await ctx.repeat('gate decisions', decisions);
+    const full = gate.map((g) => summarizeLatencies(g.full));
+    const pure = gate.map((g) => summarizeLatencies(g.pure));
+    const ms = { unit: 'ms', better: 'lower' as const };
+    ctx.figure({
+      id: 'gate.quorum.p50',
+      label: 'gate: token + 2-of-3 quorum + schema + decide, p50',
+      ...ms,
+      samples: full.map((x) => x.p50),
+    });
+    ctx.figure({
+      id: 'gate.quorum.p99',
+      label: 'gate: token + 2-of-3 quorum + schema + decide, p99',
+      ...ms,
+      samples: full.map((x) => x.p99),
+    });
+    ctx.figure({
+      id: 'gate.quorum.max',
+      label: 'gate: token + 2-of-3 quorum + schema + decide, max',
+      ...ms,
+      samples: full.map((x) => x.max),
+    });
+    const us = { unit: 'µs', better: 'lower' as const };
+    ctx.figure({
+      id: 'gate.decide.p50',
+      label: 'gate: decide() alone, p50',
+      ...us,
+      samples: pure.map((x) => x.p50 * 1000),
+    });
+    ctx.figure({
+      id: 'gate.decide.p99',
+      label: 'gate: decide() alone, p99',
+      ...us,
+      samples: pure.map((x) => x.p99 * 1000),
+    });
+
+    ctx.figure({
+      id: 'rss.idle',
+      label: 'from source: idle RSS, agent with 10 exec tools + 4 built-ins',
+      unit: 'MB',
+      better: 'lower',
+      samples: await ctx.repeat('idle RSS', (i) => idleRss(i), { repeats: Math.min(3, ctx.repeats) }),
+    });
+    ctx.note(
+      "Enqueue: the agent's own ingest (validate, number, sign, seal, append with group commit, synchronous=FULL). Gate: each decision verifies a fresh runtime token and 2-of-3 quorum token, checks the arguments against the schema and decides.",
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
+
+await runBench({ name: 'agent', title: 'Agent: signed durable enqueue, safety gate, idle memory', run });

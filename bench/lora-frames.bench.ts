@@ -1,6 +1,6 @@
 // LoRa frame figures (docs/protocol/lora-frames.md): per-frame overhead, readings per frame and airtime per reading at
 // both MTU profiles against a JSON baseline, AEAD cost per frame against AES-128-GCM, and packer throughput.
-// Run: npx node bench/lora-frames.bench.ts   (prints figures only; no thresholds)
+// Run: npm run bench -- lora-frames   (figures only; the targets live in bench/targets.ts)
 
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { didKeyFromEd25519 } from '../protocol/did-key.ts';
@@ -16,6 +16,7 @@ import {
   x25519KeyPair,
 } from '../protocol/lora.ts';
 import { ed25519KeyPair } from '../protocol/signing.ts';
+import { type BenchContext, runBench } from './harness.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -95,109 +96,174 @@ function timeIt(fn: () => void, iterations: number): number {
   return ((performance.now() - t) * 1000) / iterations; // µs per call
 }
 
-const dev = x25519KeyPair();
-const cp = x25519KeyPair();
-const session = deriveLoraSessionKeys({
-  deviceX25519: dev,
-  controlPlaneX25519: { publicKey: cp.publicKey },
-  tid: 'b6a1c2d3-e4f5-5a6b-8c7d-9e0f1a2b3c4d',
-  deviceId: didKeyFromEd25519(ed25519KeyPair().publicKey),
-});
-
-console.log(`per-frame overhead: ${LORA_OVERHEAD_BYTES} B (10-byte header + 16-byte Poly1305 tag); fragments 27 B`);
-console.log('  (AES-128-CCM with an 8-byte tag would be 18 B; the full 16-byte tag is kept, lora-frames.md §5.1)\n');
-
-console.log('readings per frame, and airtime per reading at SF7 / SF9 / SF12 (BW 125 kHz, CR 4/5):');
-for (const name of [
+const SCENARIOS = [
   'one stream, 60 s, 0.1 resolution',
   'three streams, 60 s',
   'eight streams, mixed types',
   'event stream, irregular ms, f64 values',
-]) {
-  const records = scenario(name);
+];
+const slug = (name: string) => name.split(',')[0]!.replace(/[^a-z0-9]+/g, '-');
+
+async function run(ctx: BenchContext): Promise<void> {
+  const dev = x25519KeyPair();
+  const cp = x25519KeyPair();
+  const session = deriveLoraSessionKeys({
+    deviceX25519: dev,
+    controlPlaneX25519: { publicKey: cp.publicKey },
+    tid: 'b6a1c2d3-e4f5-5a6b-8c7d-9e0f1a2b3c4d',
+    deviceId: didKeyFromEd25519(ed25519KeyPair().publicKey),
+  });
+
+  ctx.exact('overhead', 'per-frame overhead (10-byte header + 16-byte Poly1305 tag)', 'B', LORA_OVERHEAD_BYTES);
+  ctx.exact('overhead.fragment', 'per-fragment overhead', 'B', LORA_OVERHEAD_BYTES + 1);
+  ctx.note(
+    'AES-128-CCM with an 8-byte tag would be 18 B of overhead; the full 16-byte tag is kept (lora-frames.md §5.1).',
+  );
+
+  for (const name of SCENARIOS) {
+    const records = scenario(name);
+    for (const profile of ['meshtastic', 'rnode'] as const) {
+      const max = LORA_PROFILES[profile].maxFrameBytes;
+      const pack = packTelemetry(records, max, { maxFrames: 1 });
+      const frame = pack.frames[0]!;
+      const n = frame.records.length;
+      const frameBytes = frame.payload.length + LORA_OVERHEAD_BYTES;
+      const id = `${slug(name)}.${profile}`;
+      ctx.exact(
+        `${id}.json`,
+        `${name}, ${profile}: readings per frame as compact JSON (baseline)`,
+        'readings',
+        jsonReadingsPerFrame(records, max - LORA_OVERHEAD_BYTES),
+      );
+      ctx.figure({
+        id: `${id}.readings`,
+        label: `${name}, ${profile}: readings per frame (${frameBytes} B)`,
+        unit: 'readings',
+        better: 'higher',
+        samples: [n],
+        exact: true,
+        baseline: `${id}.json`,
+      });
+      for (const sf of [7, 9, 12]) {
+        ctx.exact(
+          `${id}.sf${sf}`,
+          `${name}, ${profile}: airtime per reading at SF${sf}/BW125`,
+          'ms',
+          airtimeMs(phyBytes(profile, frameBytes), sf, preamble(profile, sf)) / n,
+        );
+      }
+    }
+  }
+
+  const sig = new Uint8Array(64);
+  const call = encodeToolCall({
+    callId: randomBytes(16).toString('base64url'),
+    tool: { index: 4 },
+    deadlineMs: 1_767_229_200_000,
+    args: { valve: 2, openPercent: 37.5, seconds: 30 },
+    quorum: {
+      requestId: randomBytes(16).toString('base64url'),
+      nonce: randomBytes(16).toString('base64url'),
+      expMs: 1_767_229_200_000,
+      approvals: [
+        { approver: { id: 'alice' }, signature: sig },
+        { approver: { id: 'bob.ops' }, signature: sig },
+      ],
+    },
+  });
+  ctx.exact(
+    'toolcall.quorum.bytes',
+    'tool.call with a 2-of-3 quorum (ids "alice", "bob.ops"): payload',
+    'B',
+    call.length,
+  );
   for (const profile of ['meshtastic', 'rnode'] as const) {
-    const max = LORA_PROFILES[profile].maxFrameBytes;
-    const pack = packTelemetry(records, max, { maxFrames: 1 });
-    const frame = pack.frames[0]!;
-    const n = frame.records.length;
-    const frameBytes = frame.payload.length + LORA_OVERHEAD_BYTES;
-    const json = jsonReadingsPerFrame(records, max - LORA_OVERHEAD_BYTES);
-    const air = [7, 9, 12].map((sf) =>
-      (airtimeMs(phyBytes(profile, frameBytes), sf, preamble(profile, sf)) / n).toFixed(1),
+    ctx.exact(
+      `toolcall.quorum.frames.${profile}`,
+      `tool.call with a 2-of-3 quorum: frames on ${profile}`,
+      'frames',
+      loraFrameCount(call.length, LORA_PROFILES[profile].maxFrameBytes),
     );
-    console.log(
-      `  ${name.padEnd(40)} ${profile.padEnd(10)} ${String(n).padStart(3)} readings in ${frameBytes} B` +
-        ` (JSON baseline ${json}, ratio ${(n / Math.max(json, 1)).toFixed(1)}×); ms/reading ${air.join(' / ')}`,
-    );
+  }
+
+  const payload = randomBytes(207);
+  const ad = randomBytes(10);
+  const nonce = randomBytes(12);
+  const key16 = randomBytes(16);
+  const key32 = randomBytes(32);
+  const iterations = ctx.size(50_000, 2_000);
+  let seq = 0;
+  const aead = await ctx.repeat('AEAD per frame', () => ({
+    gcm: timeIt(() => {
+      const c = createCipheriv('aes-128-gcm', key16, nonce, { authTagLength: 16 });
+      c.setAAD(ad);
+      c.update(payload);
+      c.final();
+      c.getAuthTag();
+    }, iterations),
+    ccm: timeIt(() => {
+      const c = createCipheriv('aes-128-ccm', key16, nonce, { authTagLength: 8 });
+      c.setAAD(ad, { plaintextLength: payload.length });
+      c.update(payload);
+      c.final();
+      c.getAuthTag();
+    }, iterations),
+    chacha: timeIt(() => {
+      const c = createCipheriv('chacha20-poly1305', key32, nonce, { authTagLength: 16 });
+      c.setAAD(ad, { plaintextLength: payload.length });
+      c.update(payload);
+      c.final();
+      c.getAuthTag();
+    }, iterations),
+    seal: timeIt(() => sealLoraFrame(session, { type: 'telemetry', seq: seq++ }, payload), iterations),
+  }));
+  const us = { unit: 'µs', better: 'lower' as const };
+  ctx.figure({
+    id: 'aead.gcm',
+    label: 'AES-128-GCM on a 233-byte frame (baseline)',
+    ...us,
+    samples: aead.map((a) => a.gcm),
+  });
+  ctx.figure({
+    id: 'aead.ccm',
+    label: 'AES-128-CCM, 8-byte tag',
+    ...us,
+    baseline: 'aead.gcm',
+    samples: aead.map((a) => a.ccm),
+  });
+  ctx.figure({
+    id: 'aead.chacha',
+    label: 'ChaCha20-Poly1305 (chosen)',
+    ...us,
+    baseline: 'aead.gcm',
+    samples: aead.map((a) => a.chacha),
+  });
+  ctx.figure({
+    id: 'aead.seal',
+    label: 'sealLoraFrame, whole frame',
+    ...us,
+    baseline: 'aead.gcm',
+    samples: aead.map((a) => a.seal),
+  });
+  ctx.note('This machine has AES instructions; boards without them, such as the Raspberry Pi 4, favour ChaCha20.');
+
+  for (const n of [1_000, 10_000]) {
+    const size = ctx.size(n, 500);
+    const records = scenario('three streams, 60 s').slice(0, size);
+    while (records.length < size) records.push({ ...records[records.length % 2000]!, seq: 100_000 + records.length });
+    const rates = await ctx.repeat(`packer ${n}`, () => {
+      const t = performance.now();
+      packTelemetry(records, LORA_PROFILES.meshtastic.maxFrameBytes);
+      return (size / (performance.now() - t)) * 1000;
+    });
+    ctx.figure({
+      id: `packer.${n}`,
+      label: `packTelemetry, a ${n.toLocaleString('en-US')}-record backlog into Meshtastic frames`,
+      unit: 'records/s',
+      better: 'higher',
+      samples: rates,
+    });
   }
 }
 
-console.log('\ntool.call with a 2-of-3 quorum (approver ids "alice", "bob.ops"; args {valve, openPercent, seconds}):');
-const sig = new Uint8Array(64);
-const call = encodeToolCall({
-  callId: randomBytes(16).toString('base64url'),
-  tool: { index: 4 },
-  deadlineMs: 1_767_229_200_000,
-  args: { valve: 2, openPercent: 37.5, seconds: 30 },
-  quorum: {
-    requestId: randomBytes(16).toString('base64url'),
-    nonce: randomBytes(16).toString('base64url'),
-    expMs: 1_767_229_200_000,
-    approvals: [
-      { approver: { id: 'alice' }, signature: sig },
-      { approver: { id: 'bob.ops' }, signature: sig },
-    ],
-  },
-});
-for (const profile of ['meshtastic', 'rnode'] as const) {
-  console.log(
-    `  ${profile}: payload ${call.length} B → ${loraFrameCount(call.length, LORA_PROFILES[profile].maxFrameBytes)} frame(s)`,
-  );
-}
-
-console.log('\nAEAD cost per 233-byte frame on this machine (µs; ratio to AES-128-GCM measured in the same run):');
-const payload = randomBytes(207);
-const ad = randomBytes(10);
-const nonce = randomBytes(12);
-const key16 = randomBytes(16);
-const gcm = timeIt(() => {
-  const c = createCipheriv('aes-128-gcm', key16, nonce, { authTagLength: 16 });
-  c.setAAD(ad);
-  c.update(payload);
-  c.final();
-  c.getAuthTag();
-}, 50_000);
-const ccm = timeIt(() => {
-  const c = createCipheriv('aes-128-ccm', key16, nonce, { authTagLength: 8 });
-  c.setAAD(ad, { plaintextLength: payload.length });
-  c.update(payload);
-  c.final();
-  c.getAuthTag();
-}, 50_000);
-const key32 = randomBytes(32);
-const bare = timeIt(() => {
-  const c = createCipheriv('chacha20-poly1305', key32, nonce, { authTagLength: 16 });
-  c.setAAD(ad, { plaintextLength: payload.length });
-  c.update(payload);
-  c.final();
-  c.getAuthTag();
-}, 50_000);
-let seq = 0;
-const chacha = timeIt(() => sealLoraFrame(session, { type: 'telemetry', seq: seq++ }, payload), 50_000);
-console.log(`  AES-128-GCM (baseline)           ${gcm.toFixed(2)} µs  1.00×`);
-console.log(`  AES-128-CCM, 8-byte tag          ${ccm.toFixed(2)} µs  ${(ccm / gcm).toFixed(2)}×`);
-console.log(`  ChaCha20-Poly1305 (chosen)       ${bare.toFixed(2)} µs  ${(bare / gcm).toFixed(2)}×`);
-console.log(`  sealLoraFrame, whole frame       ${chacha.toFixed(2)} µs  ${(chacha / gcm).toFixed(2)}×`);
-console.log('  (this machine has AES instructions; boards without them, such as the Raspberry Pi 4, favour ChaCha20)');
-
-console.log('\npacker throughput (three streams, Meshtastic frames, whole backlog):');
-for (const n of [1_000, 10_000]) {
-  const records = scenario('three streams, 60 s').slice(0, n);
-  while (records.length < n) records.push({ ...records[records.length % 2000]!, seq: 100_000 + records.length });
-  const t = performance.now();
-  const pack = packTelemetry(records, LORA_PROFILES.meshtastic.maxFrameBytes);
-  const ms = performance.now() - t;
-  console.log(
-    `  ${n} records → ${pack.frames.length} frames in ${ms.toFixed(0)} ms (${((n / ms) * 1000).toFixed(0)} records/s)`,
-  );
-}
+await runBench({ name: 'lora-frames', title: 'LoRa frames: overhead, packing, AEAD cost', run });

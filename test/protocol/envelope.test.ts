@@ -18,7 +18,6 @@ import {
 } from '../../protocol/envelope.ts';
 import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
-import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface EnvelopeVector {
@@ -173,7 +172,7 @@ describe('envelope: limits', () => {
   });
 });
 
-describe('envelope: round trip and fuzz', () => {
+describe('envelope: round trip', () => {
   const header = (type: string, src: string, dst: string) =>
     fc.record({
       v: fc.constant(2),
@@ -228,12 +227,5 @@ describe('envelope: round trip and fuzz', () => {
       }),
       { numRuns: 300 },
     );
-  });
-
-  it('decodeEnvelope is total over mutated vectors and junk', () => {
-    const seeds = vectors.map((v) => JSON.parse(v.wireText));
-    const r = assertDecoderTotal(jsonTextInputs(seeds), (text) => decodeEnvelope(text, { tid, maxBytes: 200_000 }));
-    assert.ok(r.accepted > 0 && r.rejected > 0, `accepted ${r.accepted}, rejected ${r.rejected}`);
-    assert.ok(r.codes.has('ENVELOPE_UNKNOWN_FIELD') && r.codes.has('ENVELOPE_MALFORMED'), [...r.codes.keys()].join());
   });
 });

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
-import { parseJson } from '../../protocol/canonical-json.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { resolveJsonPointer } from '../../protocol/json-pointer.ts';
 import {
@@ -15,7 +14,6 @@ import {
   type ObjectSchema,
   validateJson,
 } from '../../protocol/json-schema.ts';
-import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
 
 // ajv (a dependency of the MCP SDK) is the independent oracle for JSON Schema 2020-12 semantics.
 const ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -209,13 +207,6 @@ describe('tool schema subset', () => {
         (e) => isOutpostError(e, 'SCHEMA_UNSUPPORTED'),
       );
     }
-  });
-
-  it('decodeToolSchema is total on mutated schemas (fuzz)', () => {
-    const r = assertDecoderTotal(jsonTextInputs([FULL, closed({})]), (t) =>
-      decodeToolSchema(parseJson(t, 1 << 20), 'input'),
-    );
-    assert.ok(r.accepted > 0 && r.rejected > 0);
   });
 });
 

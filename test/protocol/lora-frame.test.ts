@@ -2,21 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { fromHex, toHex } from '../../protocol/bytes.ts';
-import { FakeClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import {
-  checkEnrollRequest,
-  createLoraReassembler,
   createReplayWindow,
-  decodeBeacon,
-  decodeControl,
-  decodeHeartbeat,
   decodeLoraHeader,
-  decodeTelemetry,
-  decodeTelemetryAck,
-  decodeToolCall,
-  decodeToolResult,
   deriveLoraSessionKeys,
   LORA_MAX_FRAGMENTS,
   LORA_OVERHEAD_BYTES,
@@ -35,8 +25,6 @@ import {
 } from '../../protocol/lora.ts';
 import { encodeLoraHeader } from '../../protocol/lora-frame.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
-import { assertDecoderTotal, byteInputs } from '../support/fuzz.ts';
-import { loadVector, type VectorFile, vectorSeeds, vectorSessions } from './lora-vectors.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -390,61 +378,5 @@ describe('LoRa messages and fragments', () => {
       codeOf(() => loraFrameCount(10, 509)),
       'LORA_FRAME_TOO_LONG',
     );
-  });
-});
-
-describe('LoRa frame decoders are total (fuzz)', () => {
-  const fv = loadVector<VectorFile<{ framesHex: string[] }, { frameHex: string }>>('frames.json');
-  const seeds = [
-    ...fv.vectors.flatMap((f) => f.framesHex.map((h) => fromHex(h))),
-    ...(fv.rejects ?? []).slice(0, 4).map((r) => fromHex(r.frameHex)),
-    ...vectorSeeds('enroll.json', 'requestHex').slice(0, 1),
-    ...vectorSeeds('enroll.json', 'responseHex'),
-    ...vectorSeeds('control.json', 'frameHex', 'beacon'),
-  ];
-
-  it('decodeLoraHeader', () => {
-    const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 600), (b) => decodeLoraHeader(b));
-    assert.ok(accepted > 0 && rejected > 0);
-  });
-
-  it('openLoraFrame, both directions, with the vector session', () => {
-    const vectorSession = vectorSessions().controlPlane;
-    const { accepted, rejected } = assertDecoderTotal(byteInputs(seeds, 600), (b) => {
-      const expect = b.length > 1 && b[1]! & 0x80 ? 'downlink' : 'uplink';
-      return openLoraFrame(b, vectorSession, { expect });
-    });
-    assert.ok(accepted > 0 && rejected > 0);
-  });
-
-  it('the whole receive pipeline (header, open, replay window, reassembly, payload decoders) under a flood', () => {
-    const { device, controlPlane } = vectorSessions();
-    const clock = new FakeClock();
-    const windows = { uplink: createReplayWindow(), downlink: createReplayWindow() };
-    const reassembler = createLoraReassembler({ clock, maxMessages: 4, maxBytes: 4096 });
-    const decoders: Partial<Record<LoraFrameType, (p: Uint8Array) => unknown>> = {
-      telemetry: decodeTelemetry,
-      'telemetry.ack': decodeTelemetryAck,
-      'tool.call': decodeToolCall,
-      'tool.result': decodeToolResult,
-      heartbeat: decodeHeartbeat,
-      control: decodeControl,
-    };
-    const receive = (b: Uint8Array): unknown => {
-      clock.advance(1000);
-      const { header } = decodeLoraHeader(b);
-      if (header.type === 'beacon') return decodeBeacon(b);
-      if (header.type === 'enroll.request') return checkEnrollRequest(b);
-      if (header.type === 'enroll.response') return header;
-      const session = header.direction === 'uplink' ? controlPlane : device;
-      const opened = openLoraFrame(b, session, { expect: header.direction });
-      windows[header.direction].accept(header.seq);
-      const r = reassembler.add(opened);
-      return r.status === 'complete' ? decoders[r.message.type]!(r.message.payload) : r;
-    };
-    const { accepted, rejected, codes } = assertDecoderTotal(byteInputs(seeds, 600), receive);
-    assert.ok(accepted > 0 && rejected > 0);
-    assert.ok((codes.get('LORA_REPLAY') ?? 0) > 0, 'repeated seeds hit the replay window');
-    assert.ok(reassembler.stats().pendingBytes <= 4096 && reassembler.stats().pendingMessages <= 4);
   });
 });

@@ -17,7 +17,6 @@ import {
   valueFitsStream,
   verifyTelemetryUnit,
 } from '../../protocol/telemetry.ts';
-import { assertDecoderTotal, jsonTextInputs } from '../support/fuzz.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 const file = vectorJson<{
@@ -183,7 +182,7 @@ describe('telemetry: values against the manifest stream type', () => {
   }
 });
 
-describe('telemetry: round trip and fuzz', () => {
+describe('telemetry: round trip', () => {
   const segment = fc
     .tuple(fc.constantFrom(...'abcxyz'), fc.string({ unit: fc.constantFrom(...'az09_'), maxLength: 10 }))
     .map(([a, b]) => a + b);
@@ -219,12 +218,5 @@ describe('telemetry: round trip and fuzz', () => {
       ),
       { numRuns: 300 },
     );
-  });
-
-  it('decodeTelemetryUnit + verifyTelemetryUnit are total', () => {
-    const r = assertDecoderTotal(jsonTextInputs([JSON.parse(wire)]), (text) =>
-      verifyTelemetryUnit(decodeTelemetryUnit(text)),
-    );
-    assert.ok(r.accepted > 0 && r.rejected > 0);
   });
 });

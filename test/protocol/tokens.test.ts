@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CompactSign, createLocalJWKSet, jwtVerify } from 'jose';
@@ -22,7 +21,6 @@ import {
   type VerifyTokenOptions,
   verifyRuntimeToken,
 } from '../../protocol/tokens.ts';
-import { assertDecoderTotal, byteInputs, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
 
 interface TokenVector {
@@ -104,18 +102,6 @@ describe('tenant ids', () => {
   for (const c of v.rejects) {
     it(`refuses ${c.name}`, () => assert.throws(() => tenantIdFromDidWeb(c.didWeb), { code: c.error }));
   }
-
-  it('is total on arbitrary strings', () => {
-    const r = assertDecoderTotal(
-      fc.oneof(
-        fc.string(),
-        fc.constantFrom(...v.vectors.map((c) => c.didWeb)).map((s) => `${s}x`),
-      ),
-      tenantIdFromDidWeb,
-      { cases: 2000 },
-    );
-    assert.ok(r.rejected > 0);
-  });
 });
 
 describe('runtime tokens: vectors', () => {
@@ -357,73 +343,9 @@ describe('runtime tokens: claims and time', () => {
   });
 });
 
-describe('runtime tokens: fuzz', () => {
-  it('inspectRuntimeToken is total over mutated tokens and arbitrary text', () => {
-    const seeds = [plainToken, hybridToken].map((t) => new Uint8Array(Buffer.from(t)));
-    const r = assertDecoderTotal(
-      fc.oneof(
-        byteInputs(seeds, 256).map((b) => Buffer.from(b).toString('latin1')),
-        fc.string({ maxLength: 300 }),
-      ),
-      (t) => inspectRuntimeToken(t),
-    );
-    assert.ok(r.accepted > 0 && r.rejected > 0);
-  });
-
-  it('verifyRuntimeToken never rejects with anything but a ProtocolError (mutated tokens, signed junk claims)', async () => {
-    const privateKey = createPrivateKey({
-      key: {
-        kty: 'OKP',
-        crv: 'Ed25519',
-        x: jwks.keys[0]!.x,
-        d: toBase64Url(seedFromHex(plain.ed25519SeedHex)),
-      },
-      format: 'jwk',
-    });
-    const header = { alg: 'EdDSA', kid: plain.kid, typ: 'outpost-rt+jwt' };
-    // Junk claims get a valid signature, so the claims decoder itself is what is fuzzed.
-    const signedJunk = jsonTextInputs([plain.claims, hybrid.claims]).map((text) => ({ kind: 'claims' as const, text }));
-    const mutated = byteInputs([new Uint8Array(Buffer.from(plainToken))], 256).map((b) => ({
-      kind: 'token' as const,
-      text: Buffer.from(b).toString('latin1'),
-    }));
-    // Hybrid tokens are mutated less often: ML-DSA-65 verification is the slow step.
-    const mutatedHybrid = byteInputs([new Uint8Array(Buffer.from(hybridToken))], 256).map((b) => ({
-      kind: 'token' as const,
-      text: Buffer.from(b).toString('latin1'),
-    }));
-    let accepted = 0;
-    let rejected = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(
-          { arbitrary: signedJunk, weight: 10 },
-          { arbitrary: mutated, weight: 9 },
-          { arbitrary: mutatedHybrid, weight: 1 },
-        ),
-        async (input) => {
-          const token =
-            input.kind === 'token'
-              ? input.text
-              : await new CompactSign(Buffer.from(input.text)).setProtectedHeader(header).sign(privateKey);
-          try {
-            await verifyRuntimeToken(token, options());
-            accepted++;
-          } catch (e) {
-            if (!isOutpostError(e)) assert.fail(`untyped rejection: ${e}`);
-            rejected++;
-          }
-        },
-      ),
-      { numRuns: fuzzCases() },
-    );
-    assert.ok(accepted > 0 && rejected > 0, `accepted ${accepted}, rejected ${rejected}`);
-  });
-
-  it('parseJwks / decodeJwks are total', () => {
+describe('JWK Sets', () => {
+  it('decodeJwks refuses a set that lists one key twice', () => {
     const value = JSON.parse(jwksText);
-    const r = assertDecoderTotal(jsonTextInputs([value]), (t) => parseJwks(t));
-    assert.ok(r.accepted > 0 && r.rejected > 0);
     assert.throws(() => decodeJwks({ keys: [value.keys[0], value.keys[0]] }), { code: 'JWKS_MALFORMED' });
   });
 });

@@ -12,7 +12,6 @@ import {
   verifyAuditChain,
   verifyAuditCheckpoint,
 } from '../../store/audit.ts';
-import { assertDecoderTotal, fuzzCases, jsonTextInputs } from '../support/fuzz.ts';
 import { openAll, tempDir, throwsStore } from './fixtures.ts';
 
 const MAC_KEY = new Uint8Array(32).fill(3);
@@ -242,19 +241,5 @@ describe('audit export parsing', () => {
     assert.equal(e(['not json'])?.code, 'STORE_BAD_EXPORT');
     assert.equal(e(['{"type":"audit-checkpoint","body":{},"signature":"x"}'])?.code, 'STORE_BAD_EXPORT');
     assert.deepEqual(parseAuditExport(['', '  ']), { entries: [], checkpoints: [] });
-  });
-
-  it('parsing and verifying an export never throws untyped, whatever the lines (fuzz)', (t) => {
-    const { audit } = setup(t, 4, 2);
-    const seeds = [...audit.exportJsonLines()].map((l) => JSON.parse(l) as unknown);
-    const result = assertDecoderTotal(
-      jsonTextInputs(seeds),
-      (text) => {
-        const { entries, checkpoints } = parseAuditExport([text]);
-        return verifyAuditChain(entries, checkpoints, { macKey: MAC_KEY, publicKey: identity.publicKey });
-      },
-      { cases: fuzzCases() },
-    );
-    assert.ok(result.accepted > 0 && result.rejected > 0, JSON.stringify(result));
   });
 });
