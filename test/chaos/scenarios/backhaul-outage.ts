@@ -9,6 +9,8 @@ import type { Scenario } from '../scenario.ts';
 export const backhaulOutage: Scenario = {
   name: 'backhaul down for 24 simulated hours',
   claim: 'after a day offline everything under the queue cap is delivered; drops over the cap counted exactly',
+  knownIssue: 'unfinished: not yet verified against the control plane',
+  inCi: false,
   unavailable: () => undefined,
   async run(ctx) {
     const streams = ctx.mode === 'ci' ? 2 : 8;

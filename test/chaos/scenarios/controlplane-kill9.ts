@@ -11,7 +11,7 @@ export const controlPlaneKill9: Scenario = {
   claim: 'SIGKILLs of the control plane during a telemetry stream lose and duplicate nothing acknowledged',
   unavailable: () => undefined,
   async run(ctx) {
-    const cycles = ctx.mode === 'ci' ? 5 : 30;
+    const cycles = ctx.mode === 'ci' ? 2 : 30;
     const random = createSeededRandom(31);
     // A short heartbeat so the agent notices a dead peer fast (a kill -9 also resets the socket).
     const sys = await startSystem({
