@@ -4,5 +4,15 @@ import type { Scenario } from './scenario.ts';
 import { agentClockJumps } from './scenarios/agent-clock-jumps.ts';
 import { agentDiskFull } from './scenarios/agent-disk-full.ts';
 import { agentKill9 } from './scenarios/agent-kill9.ts';
+import { backhaulOutage } from './scenarios/backhaul-outage.ts';
+import { controlPlaneKill9 } from './scenarios/controlplane-kill9.ts';
+import { linkFaults } from './scenarios/link-faults.ts';
 
-export const SCENARIOS: readonly Scenario[] = [agentKill9, agentDiskFull, agentClockJumps];
+export const SCENARIOS: readonly Scenario[] = [
+  agentKill9,
+  controlPlaneKill9,
+  linkFaults,
+  backhaulOutage,
+  agentDiskFull,
+  agentClockJumps,
+];
