@@ -69,7 +69,7 @@ export function createSequence(db: StoreDatabase, name: string, options: Sequenc
 
   const reserve = (atLeast: number): void => {
     const size = Math.max(blockSize, atLeast);
-    db.write(() => {
+    const block = db.write(() => {
       const row = select.get(name) as { hw: number } | undefined;
       const first = Math.max(row?.hw ?? start, start);
       const left = max - first + 1; // numbers still available; written this way to stay exact near 2^53
@@ -80,9 +80,13 @@ export function createSequence(db: StoreDatabase, name: string, options: Sequenc
       }
       const end = first + Math.min(size, left);
       upsert.run(name, end);
-      next = first;
-      limit = end;
+      return { first, end };
     });
+    // Only a committed reservation may be handed out: when COMMIT fails (a full disk), the high-water mark stays
+    // where it was and the block must not exist, or its numbers would be handed out again after a restart — and
+    // LoRa nonces derive from them.
+    next = block.first;
+    limit = block.end;
   };
 
   const take = (count: number): { first: number; count: number } => {

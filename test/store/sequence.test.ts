@@ -126,3 +126,39 @@ describe('sequence', () => {
     throwsStore(() => createSequence(db, 'a').take(0), 'STORE_BAD_ARGUMENT');
   });
 });
+
+describe('sequence reservation that fails to commit', () => {
+  it('hands out no number of a block whose COMMIT failed, before or after a restart', (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'seq.db');
+    const db = openDatabase(path, { migrations: [SEQUENCE_MIGRATIONS] });
+    let failCommit = false;
+    // The reservation runs and is rolled back, then the write reports the failure: what SQLite does when COMMIT
+    // meets a full disk.
+    const flaky: StoreDatabase = Object.create(db, {
+      write: {
+        value: <T>(fn: () => T): T => {
+          if (!failCommit) return db.write(fn);
+          db.sqlite.exec('BEGIN IMMEDIATE');
+          try {
+            fn();
+          } finally {
+            db.sqlite.exec('ROLLBACK');
+          }
+          throw new Error('SQLITE_FULL: database or disk is full');
+        },
+      },
+    });
+    const seq = createSequence(flaky, 'lora/uplink', { blockSize: 1 });
+    const handed = [seq.next()];
+    failCommit = true;
+    assert.throws(() => seq.next(), /SQLITE_FULL/);
+    failCommit = false;
+    handed.push(seq.next());
+    db.close();
+    const again = openDatabase(path, { migrations: [SEQUENCE_MIGRATIONS] });
+    handed.push(createSequence(again, 'lora/uplink', { blockSize: 1 }).next());
+    again.close();
+    assert.equal(new Set(handed).size, handed.length, `numbers handed out: ${handed.join(', ')}`);
+  });
+});

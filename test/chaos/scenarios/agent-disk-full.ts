@@ -12,8 +12,6 @@ export const agentDiskFull: Scenario = {
   name: 'agent disk full',
   claim:
     'a full disk refuses telemetry with DISK_FULL, keeps the agent up, recovers when space returns, loses nothing acknowledged',
-  knownIssue:
-    'store/sequence.ts reserve() sets the in-memory block inside db.write before COMMIT; a COMMIT that fails on a full disk rolls the high-water mark back but not the block, so its numbers are handed out twice',
   unavailable: () => (canMakeTinyDisk() ? undefined : 'no unprivileged user+mount namespaces for a tiny tmpfs here'),
   async run(ctx) {
     const cycles = ctx.mode === 'ci' ? 3 : 10;
