@@ -472,4 +472,25 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
       'the records after the restart',
     );
   });
+  it('drops a revoked device’s frames at the gateway once the control plane revoked it', async () => {
+    const a = agents[0]!;
+    await okJson(['controlplane', 'revoke', a.name, '--reason', 'stolen', '--state-dir', cpDir, '--json']);
+    // The control plane republishes the served list; the gateway learns the standing before the next frame.
+    await until(
+      async () => (await gatewayStatus()).devices.revoked === 1,
+      30_000,
+      'the gateway told of the revocation',
+    );
+    const before = (await stored(a.did)).size;
+    const client = createLocalApiClient({ socketPath: a.socket });
+    await client.post('/v1/telemetry', {
+      records: [41.1, 41.2].map((value) => ({ stream: 'env.temperature', value })),
+    });
+    await until(
+      async () => ((await gatewayStatus()).radios[0]!.frames.dropped as Record<string, number>).revoked! > 0,
+      60_000,
+      'a frame of the revoked device dropped at the gateway',
+    );
+    assert.equal((await stored(a.did)).size, before, 'nothing of the revoked device was stored after the revocation');
+  });
 });
