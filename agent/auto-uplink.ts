@@ -4,6 +4,7 @@
 
 import type { Logger } from '../protocol/log.ts';
 import type { Lease, SeqRange } from '../store/outbox.ts';
+import { LinkError } from './link-errors.ts';
 import type { Uplink, UplinkBinding, UplinkState } from './uplink.ts';
 
 export interface AutoUplinkOptions {
@@ -47,7 +48,7 @@ export function createAutoUplink(options: AutoUplinkOptions): Uplink {
     },
     deliver(lease: Lease): Promise<readonly SeqRange[]> {
       const link = active();
-      if (!link) return Promise.reject(new Error('no uplink is connected'));
+      if (!link) return Promise.reject(new LinkError('LINK_DOWN', 'neither the WSS nor the LoRa uplink is connected'));
       return link.deliver(lease);
     },
     bind(binding: UplinkBinding) {

@@ -5,12 +5,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import type { StatusView } from '../agent/api-types.ts';
 import { createLocalApiClient } from '../agent/local-api/client.ts';
+import { getFromGateway } from '../gateway/local-api.ts';
 import { agentConfig, DEMO_TIME_SCALE, gatewayConfig } from './demo-site.ts';
 import { type DemoSnapshot, renderSnapshot } from './demo-view.ts';
 import type { RadioSimInfo } from './radio-sim.ts';
@@ -85,28 +85,6 @@ async function startBackhaul(
         server.close(() => r());
       }),
   };
-}
-
-function unixGet<T>(socketPath: string, path: string): Promise<T> {
-  return new Promise((resolveGet, reject) => {
-    const req = request({ socketPath, path, timeout: 3_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-        if (body.length > 4 * 1024 * 1024) req.destroy(new Error('response too large'));
-      });
-      res.on('end', () => {
-        try {
-          resolveGet(JSON.parse(body) as T);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 export async function runDemo(o: DemoOptions): Promise<number> {
@@ -341,7 +319,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           .catch(() => undefined);
         queues.push({ agent: a.name, uplink: a.uplink, link: s?.status.link ?? 'down', depth: s?.queue.depth ?? null });
       }
-      const gw = await unixGet<DemoSnapshot['gateway']>(gwSocket, '/v1/status').catch(() => null);
+      const gw = await getFromGateway(gwSocket, '/v1/status', 3_000)
+        .then((text) => JSON.parse(text) as DemoSnapshot['gateway'])
+        .catch(() => null);
       const audit = await operator<{ lines?: string[] } | { entries?: unknown[] }>('/v1/operator/audit/export').catch(
         () => undefined,
       );

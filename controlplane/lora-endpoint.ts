@@ -13,7 +13,6 @@ import type { Logger } from '../protocol/log.ts';
 import type { LoraSession } from '../protocol/lora.ts';
 import { toLoraQuorum } from '../protocol/lora-quorum.ts';
 import { quorumTokenFromText } from '../protocol/quorum.ts';
-import { valueFitsStream } from '../protocol/telemetry.ts';
 import { ControlPlaneError } from './errors.ts';
 import { createLoraRelay, type IngestRecord, type LoraDevice, type LoraRelay } from './lora-relay.ts';
 import type {
@@ -22,10 +21,10 @@ import type {
   KeyVault,
   Scheduler,
   SessionRegistry,
-  StoredTelemetryRecord,
   ToolCallRequest,
   ToolResultBody,
 } from './ports.ts';
+import { storedRecord, streamIndex } from './telemetry-ingest.ts';
 
 export interface LoraEndpointDeps {
   readonly store: ControlPlaneStore;
@@ -132,15 +131,8 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
   async function ingest(device: string, records: readonly IngestRecord[]) {
     const d = await store.getDevice(device);
     if (!d || d.status !== 'active') return { stored: 0, duplicates: 0 };
-    const streams = new Map((d.accepted?.manifest.streams ?? []).map((s) => [s.name, s]));
-    const rows = records.map((r): StoredTelemetryRecord => {
-      const spec = streams.get(r.stream);
-      // A null value (no reading) is kept as a misfit so that its seq is stored and acknowledged exactly once.
-      const value = r.value === null ? '' : r.value;
-      const misfit = r.value === null || !spec || !valueFitsStream(value, spec.type);
-      const quality = r.value === null ? [...(r.quality ?? []), 'null'] : r.quality;
-      return { seq: r.seq, stream: r.stream, ts: r.ts, value, ...(quality ? { quality } : {}), misfit };
-    });
+    const streams = streamIndex(d);
+    const rows = records.map((r) => storedRecord(streams.get(r.stream), r));
     const result = await store.ingestTelemetry({
       tid: d.tid,
       receivedMs: clock.nowMs(),

@@ -46,7 +46,36 @@ export function mergeRanges(
   return out;
 }
 
-function streamIndex(device: DeviceRecord | undefined): Map<string, StreamSpec> {
+/**
+ * A record as stored, marked `misfit` when its stream is not in the accepted manifest or the value does not fit the
+ * stream's type. A null value (a LoRa reading with no value) is kept as a misfit with quality `null`, so that its
+ * seq is still stored and acknowledged exactly once.
+ */
+export function storedRecord(
+  spec: StreamSpec | undefined,
+  r: {
+    readonly seq: number;
+    readonly stream: string;
+    readonly ts: number;
+    readonly value: number | boolean | string | null;
+    readonly quality?: readonly string[];
+  },
+): StoredTelemetryRecord {
+  if (r.value === null) {
+    return { seq: r.seq, stream: r.stream, ts: r.ts, value: '', quality: [...(r.quality ?? []), 'null'], misfit: true };
+  }
+  return {
+    seq: r.seq,
+    stream: r.stream,
+    ts: r.ts,
+    value: r.value,
+    ...(r.quality ? { quality: r.quality } : {}),
+    misfit: !spec || !valueFitsStream(r.value, spec.type),
+  };
+}
+
+/** The accepted manifest's streams by name. */
+export function streamIndex(device: DeviceRecord | undefined): Map<string, StreamSpec> {
   return new Map((device?.accepted?.manifest.streams ?? []).map((s) => [s.name, s]));
 }
 
@@ -87,18 +116,10 @@ export async function prepareTelemetryBatch(
       streams = streamIndex(record);
       streamsByDevice.set(unit.device, streams);
     }
-    const records = unit.records.map((r): StoredTelemetryRecord => {
-      const spec = streams.get(r.stream);
-      const misfit = !spec || !valueFitsStream(r.value, spec.type);
-      if (misfit) misfits++;
-      return {
-        seq: r.seq,
-        stream: r.stream,
-        ts: r.ts,
-        value: r.value,
-        ...(r.quality ? { quality: r.quality } : {}),
-        misfit,
-      };
+    const records = unit.records.map((r) => {
+      const stored = storedRecord(streams.get(r.stream), r);
+      if (stored.misfit) misfits++;
+      return stored;
     });
     accepted.push({ device: unit.device, records });
     const first = unit.records[0]!.seq;

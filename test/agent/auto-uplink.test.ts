@@ -56,7 +56,7 @@ describe('auto uplink', () => {
     const states: UplinkState[] = [];
     auto.onStateChange((s) => states.push(s));
     await auto.start();
-    await assert.rejects(auto.deliver(lease(1)), /no uplink is connected/);
+    await assert.rejects(auto.deliver(lease(1)), { code: 'LINK_DOWN' });
     lora.set('connected');
     assert.equal(auto.state(), 'connected');
     await auto.deliver(lease(2));
