@@ -107,6 +107,13 @@ ack_timeout_s = 60
 }
 ${sampled('env.temperature', 'Cel', 18, 6, lora ? 20 : 5, 5)}
 ${sampled('soil.moisture', '%', 20, 30, lora ? 120 : 10, 3)}
+# Readings pushed by other programs: \`outpost telemetry push site.counter VALUE\` (the soak test drives load here).
+[[streams]]
+name = "site.counter"
+unit = "1"
+priority = 1
+source = { kind = "ingest" }
+
 ${TOOLS}
 ${radio}`;
 }

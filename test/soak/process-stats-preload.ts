@@ -1,18 +1,23 @@
-// Loaded with `node --import` into a daemon under soak: appends one JSON line of its own process figures
-// (RSS, V8 heap, external memory, active handles and requests) to OUTPOST_SOAK_STATS_FILE every
-// OUTPOST_SOAK_STATS_INTERVAL_MS (default 10 s), without touching the daemon's code.
+// Loaded with `node --import` (through NODE_OPTIONS, so every Outpost process of a soak carries it) into a daemon
+// under soak: appends one JSON line of its own process figures (RSS, V8 heap, external memory, active handles) to
+// OUTPOST_SOAK_STATS_DIR/<pid>.jsonl every OUTPOST_SOAK_STATS_INTERVAL_MS (default 10 s), without touching the
+// daemon's code. The line carries the command line so the soak can tell the control plane from an agent.
 
 import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-const file = process.env.OUTPOST_SOAK_STATS_FILE;
-if (file) {
+const dir = process.env.OUTPOST_SOAK_STATS_DIR;
+if (dir) {
+  const file = join(dir, `${process.pid}.jsonl`);
   const every = Number(process.env.OUTPOST_SOAK_STATS_INTERVAL_MS) || 10_000;
+  const argv = process.argv.slice(2);
   const sample = () => {
     const m = process.memoryUsage();
     const resources = process.getActiveResourcesInfo();
     const line = {
       ts: Date.now(),
       pid: process.pid,
+      argv,
       rssBytes: m.rss,
       heapUsedBytes: m.heapUsed,
       heapTotalBytes: m.heapTotal,
