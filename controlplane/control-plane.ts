@@ -10,6 +10,7 @@ import type { Logger } from '../protocol/log.ts';
 import type { MetricsRegistry } from '../protocol/metrics.ts';
 import { createAuthLimiter } from './auth-limiter.ts';
 import type { ControlPlaneContext } from './context.ts';
+import { createControlPlaneEvents, observedStore } from './events.ts';
 import { createHttpApi, type RequestInfo } from './http-api.ts';
 import { acceptHubConnection, type Connection, type HubConnection } from './hub-session.ts';
 import { createLoraEndpoint } from './lora-endpoint.ts';
@@ -54,7 +55,9 @@ export interface ControlPlane {
 }
 
 export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
-  const { store, vault, clock, log, settings, scheduler } = deps;
+  const { vault, clock, log, settings, scheduler } = deps;
+  const events = createControlPlaneEvents();
+  const store = observedStore(deps.store, events);
   const sessions = deps.sessions ?? createMemorySessionRegistry();
   const issuer = createTokenIssuer({ store, vault, clock, settings, log: log.child({ part: 'keys' }) });
   const context: ControlPlaneContext = {
@@ -75,6 +78,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
     lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log }),
+    events,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });
   let cancelRotation: (() => void) | undefined;

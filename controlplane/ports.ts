@@ -114,6 +114,8 @@ export interface TelemetryQuery {
   readonly stream?: string;
   /** Only records with seq above this. */
   readonly afterSeq?: number;
+  /** The last `limit` matching records instead of the first (still returned in (device, seq) order). */
+  readonly newest?: boolean;
   readonly limit: number;
 }
 
@@ -122,7 +124,7 @@ export interface TelemetryRow extends StoredTelemetryRecord {
   readonly receivedMs: number;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'used' | 'expired';
+export type ApprovalStatus = 'pending' | 'approved' | 'used' | 'expired' | 'denied';
 
 export interface ApprovalRecord {
   readonly approver: string;
@@ -153,6 +155,8 @@ export interface ApprovalRequestRecord {
   /** base64url quorum token, once k approvals exist. */
   readonly quorum?: string;
   readonly usedMs?: number;
+  /** The approver who refused it, with their denial signature (quorum.md §4.1). */
+  readonly denial?: ApprovalRecord;
 }
 
 export type RevocationKind = 'device' | 'token' | 'key';
@@ -276,6 +280,8 @@ export interface ControlPlaneStore {
   addApproval(requestId: string, approval: ApprovalRecord): Promise<ApprovalRequestRecord | undefined>;
   /** Marks a pending request approved with its quorum token. */
   markApproved(requestId: string, quorum: string): Promise<void>;
+  /** pending → denied, recording who refused; false when the request was no longer pending. */
+  markDenied(requestId: string, denial: ApprovalRecord): Promise<boolean>;
   /**
    * Atomically finds the approved, unused, unexpired request of this caller for this exact call and marks it
    * used: single use.

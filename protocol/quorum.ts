@@ -15,6 +15,8 @@ import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
 /** Context label of an approver's signature over an approval request (quorum.md §4). */
 export const QUORUM_APPROVAL_CONTEXT = 'outpost/quorum-approval/v1';
+/** Context label of an approver's refusal of an approval request (quorum.md §4.1): never usable as an approval. */
+export const QUORUM_DENIAL_CONTEXT = 'outpost/quorum-denial/v1';
 /** Context label of an approver's endorsement of a policy update (quorum.md §2.3). */
 export const QUORUM_POLICY_UPDATE_CONTEXT = 'outpost/quorum-policy-update/v1';
 /** Version byte of the binary encoding and `v` of the JSON request (quorum.md §5). */

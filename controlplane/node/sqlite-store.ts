@@ -172,6 +172,12 @@ export const CONTROLPLANE_MIGRATIONS: MigrationSet = {
           next_down_seq INTEGER NOT NULL -- never handed out twice: LoRa nonces derive from it
         ) STRICT, WITHOUT ROWID;`,
     },
+    {
+      version: 3,
+      name: 'approval denials: who refused, with their signature (quorum.md §4.1)',
+      up: `
+        ALTER TABLE cp_approval_requests ADD COLUMN denial TEXT; -- {approver, sig, atMs} once denied`,
+    },
   ],
 };
 
@@ -214,6 +220,7 @@ interface ApprovalRow {
   status: string;
   quorum: string | null;
   used_ms: number | null;
+  denial: string | null;
 }
 
 /** Rows this store writes are trusted: they were validated before they were written. */
@@ -333,6 +340,9 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     approvalApproved: sql.prepare(
       "UPDATE cp_approval_requests SET status = 'approved', quorum = ? WHERE request_id = ? AND status = 'pending'",
     ),
+    approvalDeny: sql.prepare(
+      "UPDATE cp_approval_requests SET status = 'denied', denial = ? WHERE request_id = ? AND status = 'pending'",
+    ),
     approvalUse: sql.prepare(
       "UPDATE cp_approval_requests SET status = 'used', used_ms = ? WHERE request_id = ? AND status = 'approved'",
     ),
@@ -411,6 +421,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     ),
     ...(r.quorum ? { quorum: r.quorum } : {}),
     ...(r.used_ms !== null ? { usedMs: r.used_ms } : {}),
+    ...(r.denial ? { denial: parse<ApprovalRecord>(r.denial) } : {}),
   });
 
   const toToken = (r: Record<string, unknown>): EnrollTokenRecord => ({
@@ -680,7 +691,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
           .prepare(
             `SELECT d.device, t.seq, t.stream, t.ts_ms, t.value, t.quality, t.misfit, t.received_ms
              FROM cp_telemetry t JOIN cp_devices d ON d.num = t.dev WHERE ${where.join(' AND ')}
-             ORDER BY d.device, t.seq LIMIT ?`,
+             ORDER BY d.device ${query.newest ? 'DESC' : ''}, t.seq ${query.newest ? 'DESC' : ''} LIMIT ?`,
           )
           .all(...params, query.limit),
       ) as {
@@ -693,6 +704,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
         misfit: number;
         received_ms: number;
       }[];
+      if (query.newest) rows.reverse();
       return rows.map(
         (r): TelemetryRow => ({
           device: r.device,
@@ -782,6 +794,9 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     },
     async markApproved(id, quorum) {
       db.write(() => q.approvalApproved.run(quorum, id));
+    },
+    async markDenied(id, denial) {
+      return db.write(() => q.approvalDeny.run(canonicalize(denial), id).changes === 1);
     },
     async consumeApproval(key, nowMs) {
       return db.write(() => {
