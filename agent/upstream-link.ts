@@ -22,11 +22,13 @@ import {
 import { isOutpostError } from '../protocol/errors.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { MetricsRegistry } from '../protocol/metrics.ts';
+import { checkPolicyUpdate } from '../protocol/quorum.ts';
 import { parseTelemetryUnit } from '../protocol/telemetry.ts';
 import type { Lease, OutboxItem, SeqRange } from '../store/outbox.ts';
 import {
   type Enrollment,
   readEnrollment,
+  readPolicy,
   readToken,
   requestDeviceToken,
   type StoredToken,
@@ -397,10 +399,28 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
         log.info('link.token_refreshed', { expiresAtMs: token?.expiresAtMs });
         scheduleRefresh();
         return;
-      case 'policy.update':
+      case 'policy.update': {
+        // The session proves the control plane sent it, not that the approvers agreed: install only what
+        // checkPolicyUpdate accepts (quorum.md §2.3), so a control plane alone can tighten but never widen.
+        const installed = readPolicy(stateDir);
+        if (installed) {
+          try {
+            checkPolicyUpdate({ policy: installed, serial: 0 }, env.body.policy);
+          } catch (e) {
+            const code = (e as { code?: string }).code ?? 'QUORUM_MALFORMED';
+            log.warning('link.policy_refused', { code, message: (e as Error).message });
+            send('error', {
+              code: 'FORBIDDEN',
+              message: `policy update refused (${code}): the installed policy stays`,
+              inReplyTo: env.id,
+            });
+            return;
+          }
+        }
         writePolicy(stateDir, env.body.policy);
         log.info('link.policy', { approvers: env.body.policy.approvers.length, rules: env.body.policy.rules.length });
         return;
+      }
       case 'revoke':
         if (env.body.kind === 'device' && binding && env.body.device === binding.identity.did && enrollment) {
           enrollment = { ...enrollment, revokedAtMs: Math.max(0, Math.floor(clock.nowMs())) };

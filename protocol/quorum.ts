@@ -418,6 +418,9 @@ export function checkPolicyUpdate(installed: InstalledPolicy, next: unknown, end
   if (!Number.isSafeInteger(installed.serial) || installed.serial < 0) throw malformed('bad installed serial');
   const policy = parseQuorumPolicy(next);
   if (policy.tid !== current.tid) throw new ProtocolError('QUORUM_WRONG_TENANT', 'policy is for another tenant');
+  // A policy with fewer approvers than any physical quorum needs authorises nothing yet: replacing it is still the
+  // first use (§2.3), as an operator adds the approvers one by one.
+  if (current.approvers.length < MIN_PHYSICAL_K) return { policy, serial: installed.serial };
   if (endorsement === undefined) {
     if (isPolicyNoWeaker(current, policy)) return { policy, serial: installed.serial };
     throw new ProtocolError(
