@@ -22,25 +22,23 @@ import {
 import { isOutpostError } from '../protocol/errors.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { MetricsRegistry } from '../protocol/metrics.ts';
-import { checkPolicyUpdate } from '../protocol/quorum.ts';
 import { parseTelemetryUnit } from '../protocol/telemetry.ts';
 import type { Lease, OutboxItem, SeqRange } from '../store/outbox.ts';
 import {
   type Enrollment,
   readEnrollment,
-  readPolicy,
   readToken,
   requestDeviceToken,
   type StoredToken,
   tokenTimes,
   writeEnrollment,
   writeJwks,
-  writePolicy,
   writeToken,
 } from './enrollment.ts';
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, nextAttempt } from './link-backoff.ts';
 import { LinkError } from './link-errors.ts';
 import { computeLinkState, isConnected, type LinkState, tokenRefreshAtMs } from './link-state.ts';
+import { applyPolicyUpdate } from './trust-updates.ts';
 import type { Uplink, UplinkBinding, UplinkState } from './uplink.ts';
 
 export type { UplinkBinding };
@@ -400,25 +398,17 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
         scheduleRefresh();
         return;
       case 'policy.update': {
-        // The session proves the control plane sent it, not that the approvers agreed: install only what
-        // checkPolicyUpdate accepts (quorum.md §2.3), so a control plane alone can tighten but never widen.
-        const installed = readPolicy(stateDir);
-        if (installed) {
-          try {
-            checkPolicyUpdate({ policy: installed, serial: 0 }, env.body.policy);
-          } catch (e) {
-            const code = (e as { code?: string }).code ?? 'QUORUM_MALFORMED';
-            log.warning('link.policy_refused', { code, message: (e as Error).message });
-            send('error', {
-              code: 'FORBIDDEN',
-              message: `policy update refused (${code}): the installed policy stays`,
-              inReplyTo: env.id,
-            });
-            return;
-          }
+        // The session proves the control plane sent it, not that the approvers agreed (quorum.md §2.3).
+        const r = applyPolicyUpdate(stateDir, env.body.policy, env.tid);
+        if (r.installed) log.info('link.policy', { policy: r.summary });
+        else {
+          log.warning('link.policy_refused', { code: r.code, message: r.message });
+          send('error', {
+            code: 'FORBIDDEN',
+            message: `policy update refused (${r.code}): the installed policy stays`,
+            inReplyTo: env.id,
+          });
         }
-        writePolicy(stateDir, env.body.policy);
-        log.info('link.policy', { approvers: env.body.policy.approvers.length, rules: env.body.policy.rules.length });
         return;
       }
       case 'revoke':

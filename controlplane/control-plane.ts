@@ -77,7 +77,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log }),
+    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log, jwks: () => issuer.jwks() }),
     events,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });

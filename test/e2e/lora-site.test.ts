@@ -437,6 +437,63 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
     assert.deepEqual(opened.structuredContent, { opened: true });
   });
 
+  it('keeps a LoRa-only device’s trust current: a rotated signing key and a tightened policy arrive over the air', async () => {
+    // A new active signing key: calls are now signed with a key the devices did not get at enrollment.
+    const rotated = await okJson<{ jwks: { keys: { kid: string; status: string }[] } }>([
+      'controlplane',
+      'keys',
+      'rotate',
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const active = rotated.jwks.keys.find((k) => k.status === 'active')!.kid;
+    // A tightening the devices install without anyone's endorsement: a rule for the gate's tools.
+    await okJson([
+      'controlplane',
+      'policy',
+      'set-rule',
+      '--tool',
+      'gate.*',
+      '--k',
+      '2',
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const trust = (file: string) => {
+      try {
+        return readFileSync(join(dir, 'sensor-1', 'trust', file), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    assert.ok(!trust('jwks.json').includes(active), 'sensor-1 did not have the new key yet');
+    // The first call after the rotation passes the device's gate: the key goes ahead of the call.
+    const r = (await mcp.callTool(
+      { name: 'sensor-1.env.sample', arguments: {} },
+      undefined,
+      LORA_CALL,
+    )) as CallToolResult;
+    assert.equal(r.isError, undefined, JSON.stringify(r));
+    assert.deepEqual(r.structuredContent, { celsius: 21.5 });
+    assert.ok(trust('jwks.json').includes(active), 'the new key is installed');
+    // The policy went in the same run; its frames may still be on their way (20 % loss).
+    await until(() => trust('approval-policy.json').includes('gate.*'), 120_000, 'the tightened policy on sensor-1');
+    // A device that is only heard (no call) is brought up to date too: the next policy change arrives with its next
+    // reading.
+    await okJson(['controlplane', 'policy', 'set-rule', '--tool', 'env.*', '--k', '2', '--state-dir', cpDir, '--json']);
+    const sensor3 = agents[2]!;
+    await createLocalApiClient({ socketPath: sensor3.socket }).post('/v1/telemetry', {
+      records: [{ stream: 'env.temperature', value: 22.2 }],
+    });
+    await until(
+      () => readFileSync(join(dir, sensor3.name, 'trust', 'approval-policy.json'), 'utf8').includes('env.*'),
+      120_000,
+      'the policy on sensor-3 after its reading was heard',
+    );
+  });
+
   it('keeps every transmitter within its duty-cycle budget, by the air’s own accounting', async () => {
     const { air: stats } = await simStats();
     const ports = Object.values(stats.ports);
