@@ -17,7 +17,7 @@ import { decodeTelemetryUnit } from '../protocol/telemetry.ts';
 import type { Lease, SeqRange } from '../store/outbox.ts';
 import { createSequence } from '../store/sequence.ts';
 import { createLoraLink, type LinkStats, type LinkTimers, type LoraLink } from './lora-link.ts';
-import { loraSessionFor, readDownlinkWindow, writeDownlinkWindow } from './lora-session.ts';
+import { applyLoraIssuer, loraSessionFor, readDownlinkWindow, writeDownlinkWindow } from './lora-session.ts';
 import { applyJwksUpdate, applyPolicyUpdate } from './trust-updates.ts';
 import type { Uplink, UplinkContext, UplinkState } from './uplink.ts';
 
@@ -193,6 +193,12 @@ export function createLoraUplink(options: LoraUplinkOptions): LoraUplink {
           control(message) {
             if (message.kind === 'revoke') {
               log.notice('lora.revoke', { revoke: message.value });
+              return;
+            }
+            if (message.kind === 'issuer') {
+              const r = applyLoraIssuer(ctx.stateDir, message.value);
+              if (r.installed) log.info('lora.trust_updated', { kind: 'issuer' });
+              else log.warning('lora.trust_refused', { kind: 'issuer', message: r.message });
               return;
             }
             const r =

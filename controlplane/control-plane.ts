@@ -14,10 +14,11 @@ import { createControlPlaneEvents, observedStore } from './events.ts';
 import { createHttpApi, type RequestInfo } from './http-api.ts';
 import { acceptHubConnection, type Connection, type HubConnection } from './hub-session.ts';
 import { createLoraEndpoint } from './lora-endpoint.ts';
+import { enrollOverLora } from './lora-enrollment.ts';
 import { createMemorySessionRegistry } from './memory-sessions.ts';
 import { createControlPlaneMetrics } from './metrics.ts';
 import type { ControlPlaneStore, KeyVault, Scheduler, SessionRegistry } from './ports.ts';
-import type { ControlPlaneSettings } from './settings.ts';
+import { type ControlPlaneSettings, DEVICE_AUDIENCE } from './settings.ts';
 import { createTokenIssuer } from './token-issuer.ts';
 
 export interface ControlPlaneDeps {
@@ -77,7 +78,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log, jwks: () => issuer.jwks() }),
+    lora: createLoraEndpoint({
+      store,
+      vault,
+      sessions,
+      scheduler,
+      clock,
+      log,
+      jwks: () => issuer.jwks(),
+      tokenIssuer: () => ({ issuer: settings.issuer, audience: DEVICE_AUDIENCE }),
+      // Called only once frames arrive, long after `context` exists.
+      enroll: (frame, gateway, tid) => enrollOverLora(context, frame, gateway, tid),
+    }),
     events,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });

@@ -16,6 +16,7 @@ import type { LoraSession } from '../protocol/lora.ts';
 import { toLoraQuorum } from '../protocol/lora-quorum.ts';
 import { quorumTokenFromText } from '../protocol/quorum.ts';
 import { ControlPlaneError } from './errors.ts';
+import type { LoraEnrollAnswer } from './lora-enrollment.ts';
 import { createLoraRelay, type IngestRecord, type LoraDevice, type LoraRelay } from './lora-relay.ts';
 import type {
   ControlPlaneStore,
@@ -39,6 +40,10 @@ export interface LoraEndpointDeps {
   readonly ackDelayMs?: number;
   /** The JWK Set devices verify per-call tokens against (the issuer's, current). */
   readonly jwks: () => JwkSet;
+  /** `iss` and device `aud` of per-call tokens: a device enrolled over LoRa learns them from a CONTROL message. */
+  readonly tokenIssuer: () => { readonly issuer: string; readonly audience: string };
+  /** Enrollment over LoRa (lora-enrollment.ts): the response to send for an ENROLL_REQUEST, if any. */
+  readonly enroll?: (frame: Uint8Array, gateway: string, tid: string) => Promise<LoraEnrollAnswer | undefined>;
 }
 
 /** A device that was sent trust material is sent it again after this long, in case every transmission was lost. */
@@ -156,7 +161,7 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
 
   // What each LoRa device was last sent of the trust material (in memory: after a restart it is sent again, which
   // the device takes as a no-op). A WSS session carries its own updates, so devices with one are skipped.
-  const provisioned = new Map<string, { policyVersion: number; jwks: string; atMs: number }>();
+  const provisioned = new Map<string, { policyVersion: number; jwks: string; issuer: string; atMs: number }>();
   const provisioning = new Map<string, Promise<void>>();
 
   /** Brings the device's trust material up to date; concurrent callers share one run. */
@@ -181,7 +186,18 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       const policy = await store.getPolicy(d.tid);
       const jwks = deps.jwks();
       const jwksText = canonicalize(jwks);
-      const next = { policyVersion: had?.policyVersion ?? -1, jwks: had?.jwks ?? '', atMs: had?.atMs ?? now };
+      const next = {
+        policyVersion: had?.policyVersion ?? -1,
+        jwks: had?.jwks ?? '',
+        issuer: had?.issuer ?? '',
+        atMs: had?.atMs ?? now,
+      };
+      const issuer = deps.tokenIssuer();
+      const issuerText = canonicalize(issuer);
+      if (stale || issuerText !== next.issuer) {
+        const id = await relay.sendControl(ld, { kind: 'issuer', value: { ...issuer } }, PROVISION_TTL_MS);
+        if (id) Object.assign(next, { issuer: issuerText, atMs: now });
+      }
       if (policy && (stale || policy.version !== next.policyVersion)) {
         const id = await relay.sendControl(
           ld,
@@ -247,10 +263,15 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
   return {
     async onUplink(gateway, tid, body) {
       const r = await relay.handleUplink(gateway, tid, body);
-      if (r.enrollRequests.length > 0) {
-        // Enrollment over LoRa needs the device's manifest registered with its enroll token beforehand; this control
-        // plane enrolls devices over IP (docs/gateway.md §5). The request is dropped and counted.
-        log.notice('lora.enroll_unsupported', { gateway, requests: r.enrollRequests.length });
+      for (const req of r.enrollRequests) {
+        const answer = await deps.enroll?.(req.frame, req.gateway, tid).catch((e) => {
+          log.error('lora.enroll_failed', { gateway, err: e as Error });
+          return undefined;
+        });
+        if (!answer) continue;
+        // Ahead of everything else for the device; the device repeats its request if this is lost.
+        relay.sendFrames(answer.target, [answer.frame], { priority: 0, ttlMs: 600_000, maxAttempts: 3 });
+        log.info('lora.enroll_answered', { device: answer.target.device, status: answer.status, gateway });
       }
     },
     onReport: (gateway, body) => relay.handleReport(gateway, body),
@@ -298,9 +319,15 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       let r: Awaited<ReturnType<LoraRelay['callTool']>>;
       try {
         r = await send(call.callId);
-        // The key set went ahead of the call but did not arrive first (frames lost): send it again and the call once
-        // more. The refused call consumed nothing on the device (its token was not verified).
-        if (r.status !== 'ok' && (r.value as { code?: unknown } | null)?.code === 'TOKEN_UNKNOWN_KEY') {
+        // The key set (or, for a device enrolled over LoRa, the issuer) went ahead of the call but did not arrive first
+        // (frames lost): send it again and the call once more. The refused call consumed nothing on the device (its
+        // token was not verified).
+        // The gate reports them as TOKEN_INVALID naming the verifier's code.
+        const v = r.value as { code?: unknown; message?: unknown } | null;
+        const missingTrust = /\b(TOKEN_UNKNOWN_KEY|JWKS_UNAVAILABLE)\b/.test(
+          `${String(v?.code)} ${String(v?.message)}`,
+        );
+        if (r.status !== 'ok' && missingTrust) {
           provisioned.delete(device.device);
           await provision(device.device);
           r = await send(newMessageId());

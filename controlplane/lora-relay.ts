@@ -468,7 +468,8 @@ export function createLoraRelay(options: LoraRelayOptions): LoraRelay {
       });
     },
     async sendControl(device, control, ttlMs, maxAttempts = 6) {
-      const sent = await sendDown(device, 'control', encodeControl(control), { priority: 1, ttlMs, maxAttempts });
+      // Priority 0: ahead of calls (1), which may need what it carries (a key, the issuer) to pass the device's gate.
+      const sent = await sendDown(device, 'control', encodeControl(control), { priority: 0, ttlMs, maxAttempts });
       return sent?.id;
     },
     sendFrames: (target, frames, o) => sendFramesTo(target, frames, o)?.id,

@@ -52,6 +52,12 @@ export interface EnrollTokenRecord {
   readonly createdBy: string;
   readonly usedMs?: number;
   readonly usedBy?: string;
+  /**
+   * For enrollment over LoRa (lora-frames.md §4.10): the token's LoRa id (hex), the nonce the vault derives the token
+   * from (the token text itself is never stored), and the device's manifest, registered with the token because it
+   * does not fit the air.
+   */
+  readonly lora?: { readonly id: string; readonly nonce: Uint8Array; readonly manifest: CapabilityManifest };
 }
 
 export interface ManifestVersion {
@@ -235,6 +241,7 @@ export interface ControlPlaneStore {
 
   putEnrollToken(token: EnrollTokenRecord): Promise<void>;
   getEnrollToken(tokenHash: Uint8Array): Promise<EnrollTokenRecord | undefined>;
+  getEnrollTokenByLoraId(loraId: string): Promise<EnrollTokenRecord | undefined>;
   listEnrollTokens(tid: string): Promise<EnrollTokenRecord[]>;
   /**
    * Atomically: the token exists, is unused and unexpired at `nowMs`; the device is not revoked, not enrolled in

@@ -178,6 +178,15 @@ export const CONTROLPLANE_MIGRATIONS: MigrationSet = {
       up: `
         ALTER TABLE cp_approval_requests ADD COLUMN denial TEXT; -- {approver, sig, atMs} once denied`,
     },
+    {
+      version: 4,
+      name: 'enroll tokens usable over LoRa: their LoRa id, the nonce the vault derives them from, the registered manifest',
+      up: `
+        ALTER TABLE cp_enroll_tokens ADD COLUMN lora_id TEXT;     -- hex LoRa token id (lora-frames.md §4.10.1)
+        ALTER TABLE cp_enroll_tokens ADD COLUMN lora_nonce BLOB;  -- token = vault MAC of this: never stored itself
+        ALTER TABLE cp_enroll_tokens ADD COLUMN manifest TEXT;    -- the device's manifest, registered with the token
+        CREATE UNIQUE INDEX cp_enroll_tokens_lora ON cp_enroll_tokens (lora_id) WHERE lora_id IS NOT NULL;`,
+    },
   ],
 };
 
@@ -264,10 +273,12 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     ),
     keyGet: sql.prepare('SELECT * FROM cp_operator_keys WHERE key_id = ?'),
     tokenInsert: sql.prepare(
-      `INSERT INTO cp_enroll_tokens (token_hash, token_id, tid, role, labels, hold_manifest, created_ms, expires_ms, created_by)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO cp_enroll_tokens (token_hash, token_id, tid, role, labels, hold_manifest, created_ms, expires_ms, created_by,
+         lora_id, lora_nonce, manifest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokenGet: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE token_hash = ?'),
+    tokenByLoraId: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE lora_id = ?'),
     tokenList: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE tid = ? ORDER BY created_ms DESC LIMIT 500'),
     tokenUse: sql.prepare(
       'UPDATE cp_enroll_tokens SET used_ms = ?, used_by = ? WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?',
@@ -435,6 +446,15 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     expiresMs: r.expires_ms as number,
     createdBy: r.created_by as string,
     ...(r.used_ms !== null ? { usedMs: r.used_ms as number, usedBy: (r.used_by as string) ?? '' } : {}),
+    ...(r.lora_id
+      ? {
+          lora: {
+            id: r.lora_id as string,
+            nonce: new Uint8Array(r.lora_nonce as Uint8Array),
+            manifest: parse<CapabilityManifest>(r.manifest as string),
+          },
+        }
+      : {}),
   });
 
   const toRevocation = (r: Record<string, unknown>): RevocationRecord => ({
@@ -519,11 +539,18 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
           t.createdMs,
           t.expiresMs,
           t.createdBy,
+          t.lora?.id ?? null,
+          t.lora?.nonce ?? null,
+          t.lora ? canonicalize(t.lora.manifest) : null,
         ),
       );
     },
     async getEnrollToken(tokenHash) {
       const r = db.read(() => q.tokenGet.get(tokenHash)) as Record<string, unknown> | undefined;
+      return r ? toToken(r) : undefined;
+    },
+    async getEnrollTokenByLoraId(loraId) {
+      const r = db.read(() => q.tokenByLoraId.get(loraId)) as Record<string, unknown> | undefined;
       return r ? toToken(r) : undefined;
     },
     async listEnrollTokens(tid) {
