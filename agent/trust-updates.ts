@@ -6,7 +6,7 @@
 import { OutpostError } from '../protocol/errors.ts';
 import { JwkSet } from '../protocol/jwks.ts';
 import { checkPolicyUpdate, parseQuorumPolicy } from '../protocol/quorum.ts';
-import { readPolicy, writeJwks, writePolicy } from './enrollment.ts';
+import { policyWasInForce, readPolicy, writeJwks, writePolicy } from './enrollment.ts';
 
 export type TrustUpdateResult =
   | { readonly installed: true; readonly summary: string }
@@ -26,7 +26,7 @@ export function applyPolicyUpdate(stateDir: string, next: unknown, tid: string |
       return { installed: false, code: 'QUORUM_WRONG_TENANT', message: 'the policy is for another tenant' };
     }
     const installed = readPolicy(stateDir);
-    if (installed) checkPolicyUpdate({ policy: installed, serial: 0 }, policy);
+    if (installed) checkPolicyUpdate({ policy: installed, serial: 0, wasInForce: policyWasInForce(stateDir) }, policy);
     writePolicy(stateDir, policy);
     return { installed: true, summary: `${policy.approvers.length} approvers, ${policy.rules.length} rules` };
   } catch (e) {

@@ -418,17 +418,27 @@ describe('upstream link: quorum policy updates (quorum.md §2.3)', () => {
       ]);
       assert.match(await refused, /QUORUM_POLICY_UNAUTHORIZED/);
       assert.deepEqual(installed(), ['ann', 'bob', 'cy']);
-      // Removing an approver and raising a threshold tightens: installed without anyone's endorsement.
+      // Removing an approver tightens: installed without anyone's endorsement.
       next = r.watch.next(/"link.policy"/);
-      await setPolicy(
-        [
-          { id: 'ann', publicKey: key(1) },
-          { id: 'bob', publicKey: key(2) },
-        ],
-        [{ safetyClass: 'physical_actuation', k: 2 }],
-      );
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'bob', publicKey: key(2) },
+      ]);
       await next;
       assert.deepEqual(installed(), ['ann', 'bob']);
+      // Shrinking below two approvers is a tightening too, but it does not reopen the policy to new keys: else a
+      // control plane could shrink it and then fill it with its own.
+      next = r.watch.next(/"link.policy"/);
+      await setPolicy([{ id: 'ann', publicKey: key(1) }]);
+      await next;
+      assert.deepEqual(installed(), ['ann']);
+      const refusedAgain = r.watch.next(/link.policy_refused/);
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'cp', publicKey: key(9) },
+      ]);
+      assert.match(await refusedAgain, /QUORUM_POLICY_UNAUTHORIZED/);
+      assert.deepEqual(installed(), ['ann']);
     } finally {
       await r.close();
     }

@@ -404,6 +404,12 @@ describe('quorum: policy updates (a control plane cannot appoint its own approve
       () => checkPolicyUpdate({ policy: { ...one, approvers: v.policy.approvers.slice(0, 2) }, serial: 0 }, withRogue),
       'QUORUM_POLICY_UNAUTHORIZED',
     );
+    // Once a policy was in force on the device, shrinking it below the threshold does not reopen it: otherwise a
+    // control plane could remove approvers (a tightening) and then add its own.
+    throwsCode(
+      () => checkPolicyUpdate({ policy: one, serial: 0, wasInForce: true }, withRogue),
+      'QUORUM_POLICY_UNAUTHORIZED',
+    );
     // The tenant still has to match.
     throwsCode(
       () =>
