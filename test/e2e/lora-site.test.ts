@@ -585,7 +585,8 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
     assert.deepEqual(minted.lora, { manifestHash: m.hash, device: m.device });
     // Back on the device: the token typed in, the request over the air, through the gateway.
     const enrolled = await okJson<{ id: string; tid: string }>(
-      ['agent', 'lora-enroll', '--token-file', '-', '--config', config, '--timeout-s', '300', '--json'],
+      // Device time runs TIME_SCALE× faster on the simulated air: 2400 s of it are 2 min here.
+      ['agent', 'lora-enroll', '--token-file', '-', '--config', config, '--timeout-s', '2400', '--json'],
       readFileSync(tokenFile, 'utf8'),
     );
     assert.deepEqual(enrolled, { id: m.device, tid, manifestHash: m.hash });
