@@ -260,7 +260,10 @@ export async function enrollDevice(
   const policy = await ctx.store.getPolicy(token.tid);
   ctx.metrics.enrollments.inc({ outcome: 'enrolled' });
   ctx.limiter.succeed(address);
-  if (outcome.device.x25519PublicKey) await publishServed(ctx, token.tid);
+  if (outcome.device.x25519PublicKey) {
+    await publishServed(ctx, token.tid);
+    await ctx.lora.noteProvisioned(req.device, token.tid);
+  }
   await audit(ctx, {
     kind: 'enroll',
     actor: req.device,

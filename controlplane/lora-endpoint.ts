@@ -12,7 +12,7 @@ import { type BodyOf, newMessageId } from '../protocol/envelope.ts';
 import { isOutpostError } from '../protocol/errors.ts';
 import type { JwkSet } from '../protocol/jwks.ts';
 import type { Logger } from '../protocol/log.ts';
-import type { LoraSession } from '../protocol/lora.ts';
+import type { LoraControl, LoraSession } from '../protocol/lora.ts';
 import { toLoraQuorum } from '../protocol/lora-quorum.ts';
 import { quorumTokenFromText } from '../protocol/quorum.ts';
 import { ControlPlaneError } from './errors.ts';
@@ -46,7 +46,7 @@ export interface LoraEndpointDeps {
   readonly enroll?: (frame: Uint8Array, gateway: string, tid: string) => Promise<LoraEnrollAnswer | undefined>;
 }
 
-/** A device that was sent trust material is sent it again after this long, in case every transmission was lost. */
+/** Trust material is sent again this long after the last send, in case every transmission of it was lost. */
 export const PROVISION_REFRESH_MS = 24 * 3_600_000;
 /** Trust material waits at most this long at a gateway for its device. */
 const PROVISION_TTL_MS = 24 * 3_600_000;
@@ -64,6 +64,8 @@ export interface LoraEndpoint {
   reachable(device: DeviceRecord): boolean;
   /** Sends a tool call over LoRa and resolves with the device's result as a tool.result body. */
   callTool(device: DeviceRecord, call: ToolCallRequest & { readonly callId: string }): Promise<ToolResultBody>;
+  /** Records that `device` just got the current trust material another way (an IP enrollment's answer). */
+  noteProvisioned(device: string, tid: string): Promise<void>;
   /** Where the device was heard last, if since this process started. */
   routeOf(device: string): { gateway: string; radio: string; atMs: number } | undefined;
   stats(): Readonly<Record<string, number>>;
@@ -159,58 +161,59 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
     return { stored: result.stored, duplicates: result.duplicates + result.conflicts.length };
   }
 
-  // What each LoRa device was last sent of the trust material (in memory: after a restart it is sent again, which
-  // the device takes as a no-op). A WSS session carries its own updates, so devices with one are skipped.
-  const provisioned = new Map<string, { policyVersion: number; jwks: string; issuer: string; atMs: number }>();
+  // What each LoRa device was last sent of the trust material is kept in the store (digests only), so a restart of
+  // the control plane does not send everything to every device again. A WSS session carries its own updates, so
+  // devices with one are skipped.
   const provisioning = new Map<string, Promise<void>>();
 
+  async function currentMaterial(tid: string) {
+    const policy = await store.getPolicy(tid);
+    const jwks = deps.jwks();
+    const issuer = deps.tokenIssuer();
+    return { policy, jwks, issuer, jwksText: canonicalize(jwks), issuerText: canonicalize(issuer) };
+  }
+
   /** Brings the device's trust material up to date; concurrent callers share one run. */
-  function provision(deviceId: string): Promise<void> {
+  function provision(deviceId: string, force = false): Promise<void> {
     if (sessions.get(deviceId)) return Promise.resolve();
     let run = provisioning.get(deviceId);
     if (!run) {
-      run = provisionNow(deviceId).finally(() => provisioning.delete(deviceId));
+      run = provisionNow(deviceId, force).finally(() => provisioning.delete(deviceId));
       provisioning.set(deviceId, run);
     }
     return run;
   }
 
-  async function provisionNow(deviceId: string): Promise<void> {
+  async function provisionNow(deviceId: string, force: boolean): Promise<void> {
     try {
       const d = await store.getDevice(deviceId);
       const ld = d && d.status === 'active' && d.role === 'device' ? loraDevice(d) : undefined;
       if (!d || !ld) return;
-      const now = clock.monotonicMs();
-      const had = provisioned.get(deviceId);
-      const stale = !had || now - had.atMs >= PROVISION_REFRESH_MS;
-      const policy = await store.getPolicy(d.tid);
-      const jwks = deps.jwks();
-      const jwksText = canonicalize(jwks);
+      const now = clock.nowMs();
+      const had = force ? undefined : await store.loraProvisioned(deviceId);
+      const stale = !had || now - had.atMs >= PROVISION_REFRESH_MS || now < had.atMs;
+      const m = await currentMaterial(d.tid);
       const next = {
         policyVersion: had?.policyVersion ?? -1,
         jwks: had?.jwks ?? '',
         issuer: had?.issuer ?? '',
         atMs: had?.atMs ?? now,
       };
-      const issuer = deps.tokenIssuer();
-      const issuerText = canonicalize(issuer);
-      if (stale || issuerText !== next.issuer) {
-        const id = await relay.sendControl(ld, { kind: 'issuer', value: { ...issuer } }, PROVISION_TTL_MS);
-        if (id) Object.assign(next, { issuer: issuerText, atMs: now });
+      const send = (control: LoraControl) => relay.sendControl(ld, control, PROVISION_TTL_MS);
+      if (stale || m.issuerText !== next.issuer) {
+        if (await send({ kind: 'issuer', value: { ...m.issuer } }))
+          Object.assign(next, { issuer: m.issuerText, atMs: now });
       }
-      if (policy && (stale || policy.version !== next.policyVersion)) {
-        const id = await relay.sendControl(
-          ld,
-          { kind: 'quorum-policy', value: policy.policy as unknown as JsonValue },
-          PROVISION_TTL_MS,
-        );
-        if (id) Object.assign(next, { policyVersion: policy.version, atMs: now });
+      if (m.policy && (stale || m.policy.version !== next.policyVersion)) {
+        const value = m.policy.policy as unknown as JsonValue;
+        if (await send({ kind: 'quorum-policy', value }))
+          Object.assign(next, { policyVersion: m.policy.version, atMs: now });
       }
-      if (stale || jwksText !== next.jwks) {
-        const id = await relay.sendControl(ld, { kind: 'jwks', value: jwks as unknown as JsonValue }, PROVISION_TTL_MS);
-        if (id) Object.assign(next, { jwks: jwksText, atMs: now });
+      if (stale || m.jwksText !== next.jwks) {
+        if (await send({ kind: 'jwks', value: m.jwks as unknown as JsonValue }))
+          Object.assign(next, { jwks: m.jwksText, atMs: now });
       }
-      provisioned.set(deviceId, next);
+      if (!had || JSON.stringify(next) !== JSON.stringify(had)) await store.saveLoraProvisioned(deviceId, next);
     } catch (e) {
       log.warning('lora.provision_failed', { device: deviceId, code: isOutpostError(e) ? e.code : 'INTERNAL' });
     }
@@ -328,8 +331,7 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
           `${String(v?.code)} ${String(v?.message)}`,
         );
         if (r.status !== 'ok' && missingTrust) {
-          provisioned.delete(device.device);
-          await provision(device.device);
+          await provision(device.device, true);
           r = await send(newMessageId());
         }
       } catch (e) {
@@ -344,6 +346,16 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       return { callId: call.callId, ok: false, error: { code, message }, durationMs: r.durationMs };
     },
     routeOf: (device) => relay.routeOf(device),
-    stats: () => ({ ...relay.stats(), provisioned: provisioned.size }),
+    async noteProvisioned(device, tid) {
+      // An IP enrollment's answer carried all of it: nothing to send over the air until something changes.
+      const m = await currentMaterial(tid);
+      await store.saveLoraProvisioned(device, {
+        policyVersion: m.policy?.version ?? -1,
+        jwks: m.jwksText,
+        issuer: m.issuerText,
+        atMs: clock.nowMs(),
+      });
+    },
+    stats: () => relay.stats(),
   };
 }

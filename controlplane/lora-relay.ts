@@ -126,9 +126,9 @@ export interface LoraRelay {
   /** Sends a tool call over LoRa and resolves with the device's result; rejects after `timeoutMs`. */
   callTool(device: LoraDevice, call: LoraToolCall, options: LoraCallOptions): Promise<LoraToolResult>;
   /**
-   * Sends a CONTROL message (policy, JWK Set, revocation), transmitted `maxAttempts` times (default 6: the device does
-   * not acknowledge it, so every attempt goes on the air; six make a loss of all unlikely even on a poor link, and
-   * the host re-sends later what may still not have arrived). Returns the downlink id.
+   * Sends a CONTROL message (policy, JWK Set, issuer), transmitted `maxAttempts` times (default 2: the device does
+   * not acknowledge it, so every attempt goes on the air and counts against the gateway's duty cycle; the host sends
+   * again when a call shows the device lacks it, and daily). Returns the downlink id.
    */
   sendControl(
     device: LoraDevice,
@@ -467,7 +467,7 @@ export function createLoraRelay(options: LoraRelayOptions): LoraRelay {
           });
       });
     },
-    async sendControl(device, control, ttlMs, maxAttempts = 6) {
+    async sendControl(device, control, ttlMs, maxAttempts = 2) {
       // Priority 0: ahead of calls (1), which may need what it carries (a key, the issuer) to pass the device's gate.
       const sent = await sendDown(device, 'control', encodeControl(control), { priority: 0, ttlMs, maxAttempts });
       return sent?.id;

@@ -165,6 +165,15 @@ export interface ApprovalRequestRecord {
   readonly denial?: ApprovalRecord;
 }
 
+/** Trust material sent to a LoRa device: the policy version, digests of the key set and issuer, and when. */
+export interface LoraProvisioned {
+  readonly policyVersion: number;
+  readonly jwks: string;
+  readonly issuer: string;
+  /** Wall-clock ms of the last send. */
+  readonly atMs: number;
+}
+
 export type RevocationKind = 'device' | 'token' | 'key';
 
 export interface RevocationRecord {
@@ -313,6 +322,9 @@ export interface ControlPlaneStore {
   saveLoraWindow(device: string, state: ReplayWindowState): Promise<void>;
   /** `count` downlink seqs for `device` never handed out before (durable before returned); returns the first. */
   takeLoraDownlinkSeqs(device: string, count: number): Promise<number>;
+  /** What trust material a LoRa device was last sent (lora-endpoint.ts), so a restart does not send it all again. */
+  loraProvisioned(device: string): Promise<LoraProvisioned | undefined>;
+  saveLoraProvisioned(device: string, state: LoraProvisioned): Promise<void>;
 
   /** Appends to the keyed audit chain (store/audit.ts in the Node host), durably. */
   audit(entries: readonly AuditInput[]): Promise<void>;

@@ -21,6 +21,7 @@ import type {
   DeviceRecord,
   EnrollOutcome,
   EnrollTokenRecord,
+  LoraProvisioned,
   ManifestVersion,
   OperatorKeyRecord,
   RevocationRecord,
@@ -187,6 +188,15 @@ export const CONTROLPLANE_MIGRATIONS: MigrationSet = {
         ALTER TABLE cp_enroll_tokens ADD COLUMN manifest TEXT;    -- the device's manifest, registered with the token
         CREATE UNIQUE INDEX cp_enroll_tokens_lora ON cp_enroll_tokens (lora_id) WHERE lora_id IS NOT NULL;`,
     },
+    {
+      version: 5,
+      name: 'trust material last sent to each LoRa device',
+      up: `
+        CREATE TABLE cp_lora_provisioned (
+          device TEXT PRIMARY KEY,
+          state TEXT NOT NULL            -- {policyVersion, jwks, issuer, atMs}: digests, not the material
+        ) STRICT, WITHOUT ROWID;`,
+    },
   ],
 };
 
@@ -259,6 +269,10 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
   };
   const q = {
     loraGet: sql.prepare('SELECT window, next_down_seq FROM cp_lora_state WHERE device = ?'),
+    loraProvisionedGet: sql.prepare('SELECT state FROM cp_lora_provisioned WHERE device = ?').pluck(),
+    loraProvisionedSet: sql.prepare(
+      'INSERT INTO cp_lora_provisioned (device, state) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET state = excluded.state',
+    ),
     loraWindowSet: sql.prepare(
       'INSERT INTO cp_lora_state (device, window, next_down_seq) VALUES (?, ?, 1) ON CONFLICT (device) DO UPDATE SET window = excluded.window',
     ),
@@ -614,6 +628,13 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
       db.write(() =>
         q.loraWindowSet.run(device, JSON.stringify({ highest: state.highest, bitmapHex: state.bitmapHex })),
       );
+    },
+    async loraProvisioned(device) {
+      const text = db.read(() => q.loraProvisionedGet.get(device)) as string | undefined;
+      return text ? parse<LoraProvisioned>(text) : undefined;
+    },
+    async saveLoraProvisioned(device, state) {
+      db.write(() => q.loraProvisionedSet.run(device, JSON.stringify(state)));
     },
     async takeLoraDownlinkSeqs(device, count) {
       if (!Number.isInteger(count) || count < 1 || count > 4096) {
