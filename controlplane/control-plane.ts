@@ -57,6 +57,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
   const { store, vault, clock, log, settings, scheduler } = deps;
   const sessions = deps.sessions ?? createMemorySessionRegistry();
   const issuer = createTokenIssuer({ store, vault, clock, settings, log: log.child({ part: 'keys' }) });
+  const lora = createLoraEndpoint({ store, vault, sessions, scheduler, clock, log });
   const context: ControlPlaneContext = {
     store,
     vault,
@@ -65,7 +66,11 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
     scheduler,
     clock,
     log,
-    metrics: createControlPlaneMetrics(deps.metrics, () => sessions.count()),
+    metrics: createControlPlaneMetrics(
+      deps.metrics,
+      () => sessions.count(),
+      () => lora.healthReports(),
+    ),
     settings,
     limiter: createAuthLimiter({
       clock,
@@ -74,7 +79,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log }),
+    lora,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });
   let cancelRotation: (() => void) | undefined;
