@@ -102,9 +102,12 @@ export const RadioHealthReport = z.strictObject({
   state: z.enum(RADIO_STATES),
   ready: z.boolean(),
   airtime: z.strictObject({
-    /** The regional duty-cycle window the budget is measured over (0 while the modulation is unknown). */
+    /** Transmit time inside the regional duty-cycle window ending now (one hour), all sub-bands together. */
     windowMs: SafeUint,
-    /** Fraction of the window's budget used; above 1 only if the radio already overran it. */
+    /**
+     * Largest fraction of any sub-band's duty-cycle budget used in that window (0 where no duty cycle applies, or
+     * while the modulation is unknown); above 1 only if the radio already overran it.
+     */
     budgetUsed: z.number().min(0).max(1e6),
     /** Airtime since the gateway started. */
     totalMs: SafeUint,

@@ -413,7 +413,7 @@ describe('hub session: lora.health', () => {
         kind: 'rnode',
         state: 'ready',
         ready: true,
-        airtime: { windowMs: 3_600_000, budgetUsed: 0.25, totalMs: 9_000 },
+        airtime: { windowMs: 9_000, budgetUsed: 0.25, totalMs: 12_000 },
         frames: { received: 40, sent: 7, dropped: 2 },
         rssiDbm: {
           buckets: [
