@@ -61,6 +61,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
   const store = observedStore(deps.store, events);
   const sessions = deps.sessions ?? createMemorySessionRegistry();
   const issuer = createTokenIssuer({ store, vault, clock, settings, log: log.child({ part: 'keys' }) });
+  const lora = createLoraEndpoint({
+    store,
+    vault,
+    sessions,
+    scheduler,
+    clock,
+    log,
+    jwks: () => issuer.jwks(),
+    tokenIssuer: () => ({ issuer: settings.issuer, audience: DEVICE_AUDIENCE }),
+    // Called only once frames arrive, long after `context` exists.
+    enroll: (frame, gateway, tid) => enrollOverLora(context, frame, gateway, tid),
+  });
   const context: ControlPlaneContext = {
     store,
     vault,
@@ -69,7 +81,11 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
     scheduler,
     clock,
     log,
-    metrics: createControlPlaneMetrics(deps.metrics, () => sessions.count()),
+    metrics: createControlPlaneMetrics(
+      deps.metrics,
+      () => sessions.count(),
+      () => lora.healthReports(),
+    ),
     settings,
     limiter: createAuthLimiter({
       clock,
@@ -78,18 +94,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    lora: createLoraEndpoint({
-      store,
-      vault,
-      sessions,
-      scheduler,
-      clock,
-      log,
-      jwks: () => issuer.jwks(),
-      tokenIssuer: () => ({ issuer: settings.issuer, audience: DEVICE_AUDIENCE }),
-      // Called only once frames arrive, long after `context` exists.
-      enroll: (frame, gateway, tid) => enrollOverLora(context, frame, gateway, tid),
-    }),
+    lora,
     events,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });

@@ -2,6 +2,7 @@
 // changed), accept a pending capability change, revoke. Revocation closes the session, refuses the device's tokens
 // and enrollment, and is published to gateways (a `revoke` envelope now, GET /v1/revocations for catching up).
 
+import type { RadioHealthReport } from '../protocol/lora-relay.ts';
 import type { Principal } from './auth.ts';
 import { requireOperator } from './auth.ts';
 import { audit, type ControlPlaneContext } from './context.ts';
@@ -45,6 +46,13 @@ export interface DeviceView {
     readonly reachable: true;
     readonly heardVia: { readonly gateway: string; readonly radio: string; readonly atMs: number } | null;
   } | null;
+  /** A gateway's latest radio-health report (lora-relay.md §6a), kept after it disconnects; `atMs` is when it came. */
+  readonly gateway: {
+    readonly atMs: number;
+    readonly radios: readonly RadioHealthReport[];
+    readonly uplinkBacklog: number;
+    readonly downlinkBacklog: number;
+  } | null;
 }
 
 /** The operator's view of one device record. */
@@ -82,6 +90,7 @@ export function deviceView(ctx: ControlPlaneContext, d: DeviceRecord): DeviceVie
       !live && d.role === 'device' && d.status === 'active' && ctx.lora.reachable(d)
         ? { reachable: true, heardVia: ctx.lora.routeOf(d.device) ?? null }
         : null,
+    gateway: d.role === 'gateway' ? (ctx.lora.healthOf(d.device) ?? null) : null,
   };
 }
 

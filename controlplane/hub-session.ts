@@ -95,6 +95,7 @@ const FROM_DEVICE: ReadonlySet<EnvelopeType> = new Set([
   'lora.uplink',
   'lora.downlink.report',
   'lora.ack',
+  'lora.health',
 ]);
 
 interface PendingCall {
@@ -134,6 +135,7 @@ export function acceptHubConnection(
   /** The src of a decoded envelope before the handshake completed: where refusals are addressed. */
   let peerHint = '';
   let role: MachineRole = 'device';
+  let peerName = '';
   let runningHash = '';
   let tokenExpMs = 0;
   let handle: SessionHandle | undefined;
@@ -373,6 +375,7 @@ export function acceptHubConnection(
     }
     device = env.src;
     role = claims.role;
+    peerName = record.name;
     runningHash = env.body.manifestHash;
     tokenExpMs = claims.exp * 1000;
     expectedSeq = 1;
@@ -616,6 +619,11 @@ export function acceptHubConnection(
         sendEnvelope('lora.ack', { inReplyTo: env.id });
         return;
       }
+      case 'lora.health':
+        // Kept in memory only, never acknowledged: the next report replaces it (lora-relay.md §6a).
+        if (role !== 'gateway') return refuse('FORBIDDEN', 'only gateways send lora.health', env.id);
+        ctx.lora.onHealth(device, peerName, env.body);
+        return;
       case 'lora.ack':
         // The gateway holds a lora.downlink durably: delivery itself is what the device answers (lora-relay.md §5).
         if (role !== 'gateway') return refuse('FORBIDDEN', 'only gateways send lora.ack', env.id);

@@ -2,7 +2,8 @@
 // own ports — devices and their X25519 keys from the store, session keys derived inside the vault, replay windows
 // and downlink seqs stored durably, telemetry into the same exactly-once store as WSS telemetry, frames out through
 // the gateway sessions of the hub. It also publishes each tenant's served-device list to its gateways and gives
-// tool calls a way to reach a device that has no WSS session but was heard through a gateway.
+// tool calls a way to reach a device that has no WSS session but was heard through a gateway. It keeps the latest
+// radio-health report of each gateway in memory (lora.health, lora-relay.md §6a).
 
 import { fromBase64Url, toHex } from '../protocol/bytes.ts';
 import type { JsonValue } from '../protocol/canonical-json.ts';
@@ -14,6 +15,7 @@ import type { JwkSet } from '../protocol/jwks.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { LoraControl, LoraSession } from '../protocol/lora.ts';
 import { toLoraQuorum } from '../protocol/lora-quorum.ts';
+import type { LoraHealth, RadioHealthReport } from '../protocol/lora-relay.ts';
 import { quorumTokenFromText } from '../protocol/quorum.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { LoraEnrollAnswer } from './lora-enrollment.ts';
@@ -51,10 +53,27 @@ export const PROVISION_REFRESH_MS = 24 * 3_600_000;
 /** Trust material waits at most this long at a gateway for its device. */
 const PROVISION_TTL_MS = 24 * 3_600_000;
 
+/** A gateway's latest `lora.health` report and when this control plane received it (its wall clock). */
+export interface GatewayHealth {
+  readonly atMs: number;
+  readonly radios: readonly RadioHealthReport[];
+  readonly uplinkBacklog: number;
+  readonly downlinkBacklog: number;
+}
+
+/** Gateways whose latest report is kept; past this the longest-silent one is forgotten. */
+const MAX_HEALTH_GATEWAYS = 10_000;
+
 export interface LoraEndpoint {
   /** A lora.uplink from the gateway session `gateway` of tenant `tid`; resolves once every frame is durable. */
   onUplink(gateway: string, tid: string, body: BodyOf<'lora.uplink'>): Promise<void>;
   onReport(gateway: string, body: BodyOf<'lora.downlink.report'>): void;
+  /** A lora.health from the gateway session `gateway` (named `name`): replaces its previous report. */
+  onHealth(gateway: string, name: string, body: LoraHealth): void;
+  /** The gateway's latest report, kept after it disconnects (its `atMs` then shows its age). */
+  healthOf(gateway: string): GatewayHealth | undefined;
+  /** Every kept report with the gateway's name, for the metrics. */
+  healthReports(): readonly (GatewayHealth & { readonly gateway: string; readonly name: string })[];
   /** A gateway session opened: it gets the tenant's served-device list. */
   gatewayOpened(gateway: string, tid: string): Promise<void>;
   gatewayGone(gateway: string): void;
@@ -79,6 +98,7 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
   const sessionKeys = new Map<string, { key: string; session: LoraSession }>();
   let byShortId = new Map<string, Set<string>>();
   let indexBuiltMs = Number.NEGATIVE_INFINITY;
+  const health = new Map<string, GatewayHealth & { readonly gateway: string; readonly name: string }>();
 
   function sessionOf(d: DeviceRecord): LoraSession | undefined {
     if (!d.x25519PublicKey) return undefined;
@@ -278,6 +298,19 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       }
     },
     onReport: (gateway, body) => relay.handleReport(gateway, body),
+    onHealth(gateway, name, body) {
+      // Re-inserted so the map's order is by last report: the oldest one goes first when full.
+      health.delete(gateway);
+      health.set(gateway, { gateway, name, atMs: clock.nowMs(), ...body });
+      if (health.size > MAX_HEALTH_GATEWAYS) health.delete(health.keys().next().value as string);
+    },
+    healthOf(gateway) {
+      const h = health.get(gateway);
+      if (!h) return undefined;
+      const { atMs, radios, uplinkBacklog, downlinkBacklog } = h;
+      return { atMs, radios, uplinkBacklog, downlinkBacklog };
+    },
+    healthReports: () => [...health.values()],
     async gatewayOpened(gateway, tid) {
       const s = sessions.get(gateway);
       if (!s || s.role !== 'gateway') return;

@@ -13,10 +13,21 @@ export interface ControlPlaneMetrics {
   readonly toolCalls: Counter;
   readonly toolCallSeconds: Histogram;
   readonly approvals: Counter;
+  readonly gatewayRadioBudgetUsed: Gauge;
 }
 
-/** Registers the families; `sessionCount` is read at scrape time. */
-export function createControlPlaneMetrics(registry: MetricsRegistry, sessionCount: () => number): ControlPlaneMetrics {
+/** What the gateway-radio gauges read at scrape time: each gateway's latest lora.health. */
+export type GatewayRadioSource = () => Iterable<{
+  readonly name: string;
+  readonly radios: readonly { readonly name: string; readonly airtime: { readonly budgetUsed: number } }[];
+}>;
+
+/** Registers the families; `sessionCount` and `gatewayRadios` are read at scrape time. */
+export function createControlPlaneMetrics(
+  registry: MetricsRegistry,
+  sessionCount: () => number,
+  gatewayRadios: GatewayRadioSource = () => [],
+): ControlPlaneMetrics {
   return {
     httpRequests: registry.counter('outpost_cp_http_requests_total', 'HTTP requests by route and status', [
       'route',
@@ -43,5 +54,15 @@ export function createControlPlaneMetrics(registry: MetricsRegistry, sessionCoun
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     ),
     approvals: registry.counter('outpost_cp_approvals_total', 'Approval events by kind', ['event']),
+    gatewayRadioBudgetUsed: registry.gauge(
+      'outpost_cp_gateway_radio_airtime_budget_used',
+      'Fraction of the regional duty-cycle budget a gateway radio used, as its latest lora.health reported',
+      ['gateway', 'radio'],
+      (set) => {
+        for (const g of gatewayRadios()) {
+          for (const r of g.radios) set({ gateway: g.name, radio: r.name }, r.airtime.budgetUsed);
+        }
+      },
+    ),
   };
 }

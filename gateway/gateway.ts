@@ -17,6 +17,7 @@ import { type PlanCandidate, type PlanRadio, planDownlink } from './downlink-pla
 import type { DownlinkFailure, DownlinkReport, RetryPolicy } from './downlink-queue.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayStore } from './gateway-store.ts';
+import { loraHealthBody } from './health-report.ts';
 import { type LinkFacts, type LinkState, linkState } from './link-state.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { createRadioLink, type RadioHealth, type RadioLink, type RadioLinkOptions } from './radio-link.ts';
@@ -319,6 +320,46 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   // ---- upstream session ----
 
+  /** The shortest interval between two lora.health reports, in real ms (lora-relay.md §6a). */
+  const MIN_HEALTH_INTERVAL_MS = 5_000;
+  let cancelHealth: (() => void) | undefined;
+
+  function sendHealth(s: UpstreamSession): void {
+    try {
+      s.send(
+        'lora.health',
+        loraHealthBody(
+          links.map((l) => l.health()),
+          store.uplink.stats().frames,
+          store.downlink.stats().items,
+        ),
+      );
+    } catch (e) {
+      // Not stored and not retried: the next heartbeat's report replaces this one.
+      log.debug('gateway.health_send_failed', { error: e });
+    }
+  }
+
+  /** Reports radio health now and then once per heartbeat interval while `s` is the session. */
+  function startHealthReports(s: UpstreamSession): void {
+    cancelHealth?.();
+    const tick = () => {
+      if (!running || session !== s) return;
+      sendHealth(s);
+      // Gateway timers run timeScale× faster against a simulated air; the interval is real time on the backhaul.
+      const cancel = timers.setTimer(Math.max(heartbeatMs, MIN_HEALTH_INTERVAL_MS) * timers.timeScale, () => {
+        cancelTimers.delete(cancel);
+        tick();
+      });
+      cancelTimers.add(cancel);
+      cancelHealth = () => {
+        cancel();
+        cancelTimers.delete(cancel);
+      };
+    };
+    tick();
+  }
+
   function releaseInFlight(): void {
     for (const b of inFlight.values()) if (b.kind === 'uplink') store.uplink.release(b.leaseId);
     inFlight.clear();
@@ -354,11 +395,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         } catch (e) {
           log.warning('gateway.announce_failed', { error: e });
         }
+        startHealthReports(s);
         evaluate();
         wakeForwarder?.();
       },
       onClosed: (info) => {
-        if (session === s) session = undefined;
+        if (session === s) {
+          session = undefined;
+          cancelHealth?.();
+          cancelHealth = undefined;
+        }
         releaseInFlight();
         if (info.error) lastError = `${info.error.code}: ${info.error.message}`;
         const backoffInitial = up.backoffInitialMs ?? 1_000;

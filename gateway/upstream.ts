@@ -56,6 +56,7 @@ export type OutboundType =
   | 'lora.uplink'
   | 'lora.ack'
   | 'lora.downlink.report'
+  | 'lora.health'
   | 'manifest.announce'
   | 'token.refresh'
   | 'tool.result'

@@ -199,6 +199,7 @@ export const Envelope = z.discriminatedUnion('type', [
   variant('lora.downlink.cancel'),
   variant('lora.downlink.report'),
   variant('lora.devices'),
+  variant('lora.health'),
 ]);
 export type Envelope = z.infer<typeof Envelope>;
 export type EnvelopeOf<T extends EnvelopeType> = Extract<Envelope, { type: T }>;

@@ -19,6 +19,10 @@ export const MAX_DOWNLINK_TTL_MS = 7 * 24 * 3600 * 1000;
 export const MAX_DOWNLINK_FRAMES = 16;
 /** Longest frame (lora-frames.md §6: the RNode serial MTU). */
 export const MAX_RELAY_FRAME_BYTES = 508;
+/** Radios per `lora.health`. */
+export const MAX_HEALTH_RADIOS = 8;
+/** Buckets per histogram of a `lora.health` radio (the last one is +Inf). */
+export const MAX_HEALTH_BUCKETS = 32;
 
 /** Relay ids (downlink ids): 16..64 base64url characters, as envelope ids. */
 export const RelayId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'bad relay id');
@@ -78,6 +82,56 @@ export const DownlinkReport = z.strictObject({
 });
 export type DownlinkReport = z.infer<typeof DownlinkReport>;
 
+/** A Prometheus-style histogram: cumulative counts per upper bound, the last bound `+Inf`. */
+export const HealthHistogram = z.strictObject({
+  buckets: z
+    .array(z.strictObject({ le: z.union([z.number().min(-1e6).max(1e6), z.literal('+Inf')]), count: SafeUint }))
+    .max(MAX_HEALTH_BUCKETS),
+  count: SafeUint,
+  sum: z.number().min(-1e15).max(1e15),
+});
+export type HealthHistogram = z.infer<typeof HealthHistogram>;
+
+/** The states of a radio driver (firmware-bridge/radio.ts `RadioStatus['state']`). */
+export const RADIO_STATES = ['absent', 'opening', 'configuring', 'ready', 'error'] as const;
+
+/** One radio of a gateway as it reports it in `lora.health`. */
+export const RadioHealthReport = z.strictObject({
+  name: RadioName,
+  kind: z.enum(['rnode', 'meshtastic']),
+  state: z.enum(RADIO_STATES),
+  ready: z.boolean(),
+  airtime: z.strictObject({
+    /** Transmit time inside the regional duty-cycle window ending now (one hour), all sub-bands together. */
+    windowMs: SafeUint,
+    /**
+     * Largest fraction of any sub-band's duty-cycle budget used in that window (0 where no duty cycle applies, or
+     * while the modulation is unknown); above 1 only if the radio already overran it.
+     */
+    budgetUsed: z.number().min(0).max(1e6),
+    /** Airtime since the gateway started. */
+    totalMs: SafeUint,
+  }),
+  /** Counters since the gateway started; `dropped` sums every reason. */
+  frames: z.strictObject({ received: SafeUint, sent: SafeUint, dropped: SafeUint }),
+  /** Null until the radio reported a value. */
+  rssiDbm: HealthHistogram.nullable(),
+  snrDb: HealthHistogram.nullable(),
+  /** Gateway wall clock of the last frame heard, null before the first. */
+  lastRxMs: SafeUint.nullable(),
+});
+export type RadioHealthReport = z.infer<typeof RadioHealthReport>;
+
+/** The `lora.health` body: the gateway's radios and its queue backlogs. */
+export const LoraHealth = z.strictObject({
+  radios: z.array(RadioHealthReport).max(MAX_HEALTH_RADIOS),
+  /** Uplink frames stored at the gateway, not yet acknowledged by the control plane. */
+  uplinkBacklog: SafeUint,
+  /** Downlink items the gateway holds (any state, until reported and pruned). */
+  downlinkBacklog: SafeUint,
+});
+export type LoraHealth = z.infer<typeof LoraHealth>;
+
 /** Bodies of the relay envelope types, registered in envelope.ts. */
 export const LORA_RELAY_BODIES = {
   /** gateway → cp, signed: frames heard, stored, not yet acknowledged. */
@@ -109,4 +163,6 @@ export const LORA_RELAY_BODIES = {
       .array(z.strictObject({ device: DeviceId, shortId: ShortIdHex, standing: z.enum(['served', 'revoked']) }))
       .max(MAX_RELAY_DEVICES),
   }),
+  /** gateway → cp, signed: radio health and backlogs, after connecting and every heartbeat; not acknowledged. */
+  'lora.health': LoraHealth,
 } as const;

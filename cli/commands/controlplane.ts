@@ -61,7 +61,14 @@ function deviceLine(d: DeviceView): string {
           ? `via LoRa${d.lora.heardVia ? ` (${d.lora.heardVia.radio})` : ''}`
           : 'offline';
   const pending = d.manifest.pending ? `  pending ${d.manifest.pending.hash.slice(0, 19)}…` : '';
-  return `${d.name.padEnd(20)} ${state.padEnd(30)} ${d.tools.length} tools  ${d.device}${pending}`;
+  const radios = d.gateway ? `\n${' '.repeat(21)}${gatewayRadios(d.gateway)}` : '';
+  return `${d.name.padEnd(20)} ${state.padEnd(30)} ${d.tools.length} tools  ${d.device}${pending}${radios}`;
+}
+
+/** `radios: rnode0 ready 1.3%, mesh0 absent 0.0% (reported …)`: each radio's state and airtime budget used. */
+function gatewayRadios(g: NonNullable<DeviceView['gateway']>): string {
+  const list = g.radios.map((r) => `${r.name} ${r.state} ${(r.airtime.budgetUsed * 100).toFixed(1)}%`).join(', ');
+  return `radios: ${list || '-'} (reported ${when(g.atMs)}; backlog ${g.uplinkBacklog} up, ${g.downlinkBacklog} down)`;
 }
 
 function deviceText(d: DeviceView): string {
@@ -87,6 +94,7 @@ function deviceText(d: DeviceView): string {
       : []),
     `  tools: ${d.tools.map((t) => `${t.name} (${t.safetyClass})`).join(', ') || '-'}`,
     `  streams: ${d.streams.join(', ') || '-'}`,
+    ...(d.gateway ? [`  ${gatewayRadios(d.gateway)}`] : []),
   ].join('\n');
 }
 

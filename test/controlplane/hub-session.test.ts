@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { deviceView } from '../../controlplane/devices.ts';
 import { CLOSE } from '../../controlplane/hub-session.ts';
+import { createControlPlaneMetrics } from '../../controlplane/metrics.ts';
 import { CONTROL_PLANE_AUDIENCE } from '../../controlplane/settings.ts';
 import { FakeClock } from '../../protocol/clock.ts';
-import { type Envelope, encodeEnvelope, WIRE_ERROR_CODES } from '../../protocol/envelope.ts';
+import { type BodyOf, type Envelope, encodeEnvelope, WIRE_ERROR_CODES } from '../../protocol/envelope.ts';
 import { manifestHash } from '../../protocol/manifest.ts';
+import { MetricsRegistry } from '../../protocol/metrics.ts';
 import { signTelemetryUnit } from '../../protocol/telemetry.ts';
 import { verifyRuntimeToken } from '../../protocol/tokens.ts';
 import { greenhouseManifest, readings } from '../support/controlplane.ts';
@@ -392,5 +395,101 @@ describe('hub session (aethermesh.v2)', () => {
     } finally {
       h2.close();
     }
+  });
+});
+
+describe('hub session: lora.health', () => {
+  let h: CoreHarness;
+  const clock = new FakeClock(Date.UTC(2026, 5, 1, 12));
+  before(async () => {
+    h = await createCoreHarness(clock);
+  });
+  after(() => h.close());
+
+  const report: BodyOf<'lora.health'> = {
+    radios: [
+      {
+        name: 'rnode0',
+        kind: 'rnode',
+        state: 'ready',
+        ready: true,
+        airtime: { windowMs: 9_000, budgetUsed: 0.25, totalMs: 12_000 },
+        frames: { received: 40, sent: 7, dropped: 2 },
+        rssiDbm: {
+          buckets: [
+            { le: -100, count: 10 },
+            { le: '+Inf', count: 40 },
+          ],
+          count: 40,
+          sum: -3_800,
+        },
+        snrDb: null,
+        lastRxMs: Date.UTC(2026, 5, 1, 11, 59),
+      },
+    ],
+    uplinkBacklog: 3,
+    downlinkBacklog: 1,
+  };
+
+  /** Resolves once every envelope sent before it has been processed (the hub handles a session's in order). */
+  async function drain(s: CoreSession): Promise<void> {
+    const ping = s.send('ping', {});
+    await s.conn.next('pong', (p) => p.body.inReplyTo === ping.id);
+  }
+
+  async function open(name: string, role: 'device' | 'gateway') {
+    const s = new CoreSession(h, await enrollCoreDevice(h, name, h.operatorKey, role));
+    await s.hello();
+    await s.conn.next('hello.ack');
+    return s;
+  }
+
+  it('refuses lora.health from a device session, as every lora.* type, and keeps nothing', async () => {
+    const s = await open('health-device', 'device');
+    const env = s.send('lora.health', report);
+    const err = await s.conn.next('error');
+    assert.equal(err.body.code, 'FORBIDDEN');
+    assert.equal(err.body.inReplyTo, env.id);
+    await drain(s);
+    assert.equal(s.conn.closed, undefined);
+    assert.equal(h.cp.context.lora.healthOf(s.device.did), undefined);
+    const record = (await h.state.store.getDevice(s.device.did))!;
+    assert.equal(deviceView(h.cp.context, record).gateway, null);
+  });
+
+  it('keeps a gateway’s latest report with its receive time in the device view, after it disconnects too', async () => {
+    const s = await open('health-gw', 'gateway');
+    const record = (await h.state.store.getDevice(s.device.did))!;
+    assert.equal(deviceView(h.cp.context, record).gateway, null);
+    s.send('lora.health', report);
+    await drain(s);
+    const receivedAt = clock.nowMs();
+    assert.deepEqual(deviceView(h.cp.context, record).gateway, { atMs: receivedAt, ...report });
+    // Not acknowledged: nothing is stored for the gateway to release.
+    assert.equal(
+      s.conn.sent.some((e) => e.type === 'lora.ack'),
+      false,
+    );
+    const metrics = createControlPlaneMetrics(
+      new MetricsRegistry(),
+      () => 0,
+      () => h.cp.context.lora.healthReports(),
+    );
+    assert.ok(
+      metrics.gatewayRadioBudgetUsed
+        .render()
+        .includes('outpost_cp_gateway_radio_airtime_budget_used{gateway="health-gw",radio="rnode0"} 0.25'),
+    );
+
+    // A newer report replaces it; after the session closes the report stays, its atMs telling its age.
+    clock.advance(30_000);
+    const next = { ...report, radios: [{ ...report.radios[0]!, state: 'absent' as const, ready: false }] };
+    s.send('lora.health', next);
+    await drain(s);
+    s.hub.onClose();
+    clock.advance(60_000);
+    const view = deviceView(h.cp.context, record);
+    assert.equal(view.online, false);
+    assert.deepEqual(view.gateway, { atMs: receivedAt + 30_000, ...next });
   });
 });

@@ -20,6 +20,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createLocalApiClient } from '../../agent/local-api/client.ts';
 import type { RadioSimInfo } from '../../cli/radio-sim.ts';
+import type { DeviceView } from '../../controlplane/devices.ts';
 import type { AirStats } from '../../firmware-bridge/emulator/simulated-air.ts';
 import type { GatewayStatus } from '../../gateway/gateway.ts';
 import { type BackhaulProxy, startBackhaulProxy } from '../support/backhaul-proxy.ts';
@@ -506,6 +507,34 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
       assert.ok(p.budgetUsed <= 1, `${p.id} used ${(p.budgetUsed * 100).toFixed(1)} % of its budget`);
     }
     assert.ok(stats.lost > 0, 'the air did drop frames');
+  });
+
+  it('shows the gateway’s radio health in the control plane’s device view', async () => {
+    type Listed = { devices: DeviceView[] };
+    const devices = ['controlplane', 'devices', '--state-dir', cpDir];
+    let view: DeviceView | undefined;
+    // Reported after each handshake and every heartbeat: wait for one taken after the radio has transmitted.
+    await until(
+      async () => {
+        view = (await okJson<Listed>([...devices, '--json'])).devices.find((d) => d.name === 'site-gw');
+        const r = view?.gateway?.radios[0];
+        return r?.ready === true && r.airtime.totalMs > 0;
+      },
+      60_000,
+      'a lora.health with airtime at the control plane',
+    );
+    const g = view!.gateway!;
+    assert.equal(view!.role, 'gateway');
+    assert.deepEqual(
+      g.radios.map((r) => [r.name, r.kind, r.state]),
+      [['rnode0', 'rnode', 'ready']],
+    );
+    const r = g.radios[0]!;
+    assert.ok(r.airtime.windowMs > 0 && r.airtime.windowMs <= r.airtime.totalMs);
+    assert.ok(r.airtime.budgetUsed > 0 && r.airtime.budgetUsed <= 1, `budget used ${r.airtime.budgetUsed}`);
+    assert.ok(r.frames.received > 0 && r.rssiDbm !== null);
+    assert.ok(g.atMs > 0 && Number.isInteger(g.uplinkBacklog) && Number.isInteger(g.downlinkBacklog));
+    assert.match(await ok(run(devices)), /radios: rnode0 ready \d+\.\d%/);
   });
 
   it('loses nothing the gateway stored when it is killed with SIGKILL mid-stream', async () => {

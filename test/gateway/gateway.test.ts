@@ -181,4 +181,65 @@ describe('gateway (emulated radios, real store, loopback control plane)', () => 
     await radio.radio.send(telemetryFrame(device, reading(4)));
     await h.cp.waitFor(() => h.cp.frames.length === 4, 10_000, 'new frames after replug');
   });
+
+  it('reports its radios’ health and backlogs right after each handshake, from its own status', async (t) => {
+    const h = await startGatewayHarness();
+    t.after(() => h.close());
+    const device = testDevice(cpKeys);
+    h.cp.setDevices([{ device: device.did, shortId: device.shortIdHex, standing: 'served' }]);
+    const radio = await h.device('dev-h');
+    // A first session teaches the gateway its served list; then frames are stored while the backhaul is cut.
+    await h.startAndWait();
+    h.proxy.down();
+    for (let i = 1; i <= 2; i++) await radio.radio.send(telemetryFrame(device, reading(i)));
+    await waitUntil(() => h.gateway.status().uplink.frames === 2, 10_000, 'two stored');
+    const healthReports = () => h.cp.received.filter((e) => e.type === 'lora.health');
+    const before = healthReports().length;
+    assert.ok(before >= 1, 'the first session got a report too');
+    h.proxy.up();
+    await h.cp.waitFor(() => healthReports().length > before, 10_000, 'lora.health after reconnecting');
+    const types = h.cp.received.map((e) => e.type);
+    const report = healthReports()[before]!;
+    assert.ok(report.type === 'lora.health' && report.sig !== undefined);
+    // Sent after the session's manifest.announce.
+    assert.ok(types.lastIndexOf('manifest.announce') < h.cp.received.indexOf(report));
+    assert.equal(report.body.uplinkBacklog, 2);
+    assert.equal(report.body.downlinkBacklog, 0);
+    const r = report.body.radios[0]!;
+    assert.equal(report.body.radios.length, 1);
+    assert.deepEqual([r.name, r.kind, r.state, r.ready], ['rnode0', 'rnode', 'ready', true]);
+    assert.equal(r.frames.received, 2);
+    assert.equal(r.rssiDbm?.count, 2);
+    // Airtime so far (beacons): inside the hour's window, and never more than the gateway counts since.
+    assert.ok(r.airtime.windowMs <= r.airtime.totalMs);
+    assert.ok(r.airtime.totalMs <= Math.round(h.gateway.status().radios[0]!.airtime.totalMs));
+    assert.ok(r.airtime.budgetUsed >= 0 && r.airtime.budgetUsed < 1);
+    assert.equal(r.lastRxMs, Math.floor(h.gateway.status().radios[0]!.lastRxWallMs!));
+
+    // The radio goes away: the next session's report says so.
+    await h.gatewayEmulator.unplug();
+    await waitUntil(() => !h.gateway.status().radios[0]!.ready, 5_000, 'radio gone');
+    const seen = healthReports().length;
+    h.cp.kick();
+    await h.cp.waitFor(() => healthReports().length > seen, 10_000, 'lora.health after the kick');
+    const after = healthReports()[seen]!;
+    assert.ok(after.type === 'lora.health');
+    assert.equal(after.body.radios[0]!.ready, false);
+    assert.notEqual(after.body.radios[0]!.state, 'ready');
+  });
+
+  it('repeats the health report each heartbeat on the same session, never more often than every 5 s', async (t) => {
+    const h = await startGatewayHarness({ heartbeatMs: 1_000 });
+    t.after(() => h.close());
+    const device = testDevice(cpKeys);
+    h.cp.setDevices([{ device: device.did, shortId: device.shortIdHex, standing: 'served' }]);
+    await h.startAndWait();
+    const sessions = h.cp.sessions();
+    const healthReports = () => h.cp.received.filter((e) => e.type === 'lora.health');
+    await h.cp.waitFor(() => healthReports().length >= 2, 20_000, 'a second lora.health');
+    assert.equal(h.cp.sessions(), sessions, 'on the same session');
+    const [first, second] = healthReports();
+    // A lower bound only: the gateway's timer cannot fire early, however loaded the machine is.
+    assert.ok(second!.ts - first!.ts >= 5_000, `${second!.ts - first!.ts} ms apart`);
+  });
 });

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { canonicalize } from '../../protocol/canonical-json.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
 import {
+  type BodyOf,
   type DecodeEnvelopeOptions,
   decodeEnvelope,
   ENVELOPE_TYPES,
@@ -16,6 +17,7 @@ import {
   verifyEnvelope,
   WSS_SUBPROTOCOL,
 } from '../../protocol/envelope.ts';
+import { RADIO_STATES } from '../../protocol/lora-relay.ts';
 import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
 import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { seedFromHex, vectorJson } from '../support/protocol-vectors.ts';
@@ -226,6 +228,97 @@ describe('envelope: round trip', () => {
         assert.equal(encodeEnvelope(decodeEnvelope(text)), text);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('envelope: lora.health', () => {
+  const health = byName('lora.health');
+  const gwSeed = seedFromHex(health.deviceSeedHex!);
+  const base = health.envelope as UnsignedEnvelope<'lora.health'>;
+  const radio = base.body.radios[0]!;
+  // Refusals are checked before any signature, so the recorded signature may go stale here.
+  const withBody = (body: unknown) => JSON.stringify({ ...(JSON.parse(health.wireText) as object), body });
+  const withRadio = (patch: Record<string, unknown>) => withBody({ ...base.body, radios: [{ ...radio, ...patch }] });
+
+  it('accepts a gateway with no radios, and a radio over its budget with no RSSI or SNR yet', () => {
+    const empty = { ...base.body, radios: [], uplinkBacklog: 0, downlinkBacklog: 0 };
+    const signed = (body: BodyOf<'lora.health'>) => encodeEnvelope(signEnvelope({ ...base, body }, gwSeed));
+    assert.deepEqual(decodeEnvelope(signed(empty)).body, empty);
+    const overran = { ...radio, airtime: { ...radio.airtime, budgetUsed: 1.5 }, rssiDbm: null, snrDb: null };
+    assert.deepEqual(decodeEnvelope(signed({ ...base.body, radios: [overran] })).body, {
+      ...base.body,
+      radios: [overran],
+    });
+  });
+
+  const refusals: [string, string, string][] = [
+    ['an unknown radio state', withRadio({ state: 'sleeping' }), 'ENVELOPE_MALFORMED'],
+    ['a negative budget', withRadio({ airtime: { ...radio.airtime, budgetUsed: -0.1 } }), 'ENVELOPE_MALFORMED'],
+    ['a fractional frame count', withRadio({ frames: { ...radio.frames, sent: 1.5 } }), 'ENVELOPE_MALFORMED'],
+    ['a bad radio name', withRadio({ name: 'Radio 0' }), 'ENVELOPE_MALFORMED'],
+    ['an unknown kind', withRadio({ kind: 'sx1262' }), 'ENVELOPE_MALFORMED'],
+    ['an unknown radio field', withRadio({ path: '/dev/ttyUSB0' }), 'ENVELOPE_UNKNOWN_FIELD'],
+    [
+      'a bucket bound that is neither a number nor +Inf',
+      withRadio({ rssiDbm: { ...radio.rssiDbm!, buckets: [{ le: 'Inf', count: 1 }] } }),
+      'ENVELOPE_MALFORMED',
+    ],
+    [
+      '33 histogram buckets',
+      withRadio({ snrDb: { ...radio.snrDb!, buckets: Array.from({ length: 33 }, (_, i) => ({ le: i, count: 0 })) } }),
+      'ENVELOPE_MALFORMED',
+    ],
+    ['9 radios', withBody({ ...base.body, radios: Array.from({ length: 9 }, () => radio) }), 'ENVELOPE_MALFORMED'],
+    ['a negative backlog', withBody({ ...base.body, uplinkBacklog: -1 }), 'ENVELOPE_MALFORMED'],
+    ['a missing backlog', withBody({ radios: base.body.radios, uplinkBacklog: 0 }), 'ENVELOPE_MALFORMED'],
+  ];
+  for (const [name, text, code] of refusals) {
+    it(`refuses ${name}: ${code}`, () => assert.throws(() => decodeEnvelope(text, { tid }), { code }));
+  }
+
+  it('refuses an unsigned lora.health from a gateway', () => {
+    const { sig: _sig, ...unsigned } = JSON.parse(health.wireText) as Record<string, unknown>;
+    assert.throws(() => decodeEnvelope(JSON.stringify(unsigned)), { code: 'ENVELOPE_SIGNATURE_REQUIRED' });
+  });
+
+  it('sign → encode → decode is the identity for any valid report', () => {
+    const uint = fc.nat({ max: Number.MAX_SAFE_INTEGER });
+    const hist = fc.option(
+      fc.record({
+        buckets: fc.array(
+          fc.record({ le: fc.oneof(fc.integer({ min: -200, max: 50 }), fc.constant('+Inf' as const)), count: uint }),
+          { maxLength: 32 },
+        ),
+        count: uint,
+        sum: fc
+          .double({ min: -1e9, max: 1e9, noNaN: true, noDefaultInfinity: true })
+          .map((x) => (Object.is(x, -0) ? 0 : x)),
+      }),
+    );
+    const report = fc.record({
+      name: fc.stringMatching(/^[a-z][a-z0-9_]{0,31}$/),
+      kind: fc.constantFrom('rnode' as const, 'meshtastic' as const),
+      state: fc.constantFrom(...RADIO_STATES),
+      ready: fc.boolean(),
+      airtime: fc.record({
+        windowMs: uint,
+        budgetUsed: fc.double({ min: 0, max: 10, noNaN: true }).map((x) => (Object.is(x, -0) ? 0 : x)),
+        totalMs: uint,
+      }),
+      frames: fc.record({ received: uint, sent: uint, dropped: uint }),
+      rssiDbm: hist,
+      snrDb: hist,
+      lastRxMs: fc.option(uint),
+    });
+    const body = fc.record({ radios: fc.array(report, { maxLength: 8 }), uplinkBacklog: uint, downlinkBacklog: uint });
+    fc.assert(
+      fc.property(body, (b) => {
+        const env = signEnvelope({ ...base, body: b }, gwSeed);
+        const back = decodeEnvelope(encodeEnvelope(env), { tid });
+        assert.equal(canonicalize(back), canonicalize(env));
+      }),
+      { numRuns: 200 },
     );
   });
 });

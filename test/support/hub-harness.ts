@@ -171,10 +171,15 @@ export interface CoreDevice {
   token: string;
 }
 
-export async function enrollCoreDevice(h: CoreHarness, name: string, operatorKey = h.operatorKey): Promise<CoreDevice> {
+export async function enrollCoreDevice(
+  h: CoreHarness,
+  name: string,
+  operatorKey = h.operatorKey,
+  role: 'device' | 'gateway' = 'device',
+): Promise<CoreDevice> {
   const ctx = h.cp.context;
   const principal = await authenticate(ctx, `Bearer ${operatorKey}`, 'test');
-  const minted = await mintEnrollToken(ctx, principal, {});
+  const minted = await mintEnrollToken(ctx, principal, { role });
   const seed = ed25519KeyPair().seed;
   const did = didKeyFromEd25519(ed25519KeyPair(seed).publicKey);
   const manifest = greenhouseManifest(did, name);
