@@ -55,7 +55,7 @@ export async function cpRig(o: {
   nodeArgs?: readonly string[];
 }): Promise<CpRig> {
   const stateDir = join(o.dir, 'cp');
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const init = JSON.parse(
     await cli([
       'controlplane',
@@ -64,6 +64,7 @@ export async function cpRig(o: {
       stateDir,
       '--listen',
       `127.0.0.1:${port}`,
+      ...(o.publicUrl ? ['--public-url', o.publicUrl] : []),
       '--tenant',
       'chaos',
       '--json',
@@ -86,7 +87,8 @@ export async function cpRig(o: {
     process: proc,
     async enroll(agent) {
       const tokenFile = join(o.dir, `enroll-${++tokens}.token`);
-      await cli(['controlplane', 'enroll-token', '--state-dir', stateDir, '--out', tokenFile]);
+      // The operator talks to the control plane directly, not through the public URL (maybe a proxy).
+      await cli(['controlplane', 'enroll-token', '--state-dir', stateDir, '--url', url, '--out', tokenFile]);
       await cli(['enroll', '--url', url, '--token-file', tokenFile, '--config', agent.configFile]);
     },
     async stored(stream) {
