@@ -6,6 +6,7 @@ import { agentDiskFull } from './scenarios/agent-disk-full.ts';
 import { agentKill9 } from './scenarios/agent-kill9.ts';
 import { backhaulOutage } from './scenarios/backhaul-outage.ts';
 import { controlPlaneKill9 } from './scenarios/controlplane-kill9.ts';
+import { gatewayKill9 } from './scenarios/gateway-kill9.ts';
 import { linkFaults } from './scenarios/link-faults.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -15,4 +16,5 @@ export const SCENARIOS: readonly Scenario[] = [
   backhaulOutage,
   agentDiskFull,
   agentClockJumps,
+  gatewayKill9,
 ];
