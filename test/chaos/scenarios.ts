@@ -7,6 +7,7 @@ import { agentKill9 } from './scenarios/agent-kill9.ts';
 import { backhaulOutage } from './scenarios/backhaul-outage.ts';
 import { controlPlaneKill9 } from './scenarios/controlplane-kill9.ts';
 import { gatewayKill9 } from './scenarios/gateway-kill9.ts';
+import { gatewayRadioStorm } from './scenarios/gateway-radio-storm.ts';
 import { linkFaults } from './scenarios/link-faults.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -17,4 +18,5 @@ export const SCENARIOS: readonly Scenario[] = [
   agentDiskFull,
   agentClockJumps,
   gatewayKill9,
+  gatewayRadioStorm,
 ];
