@@ -6,6 +6,7 @@ import { agentDiskFull } from './scenarios/agent-disk-full.ts';
 import { agentKill9 } from './scenarios/agent-kill9.ts';
 import { backhaulOutage } from './scenarios/backhaul-outage.ts';
 import { controlPlaneKill9 } from './scenarios/controlplane-kill9.ts';
+import { gatewayDiskFull } from './scenarios/gateway-disk-full.ts';
 import { gatewayKill9 } from './scenarios/gateway-kill9.ts';
 import { gatewayRadioStorm } from './scenarios/gateway-radio-storm.ts';
 import { linkFaults } from './scenarios/link-faults.ts';
@@ -19,4 +20,5 @@ export const SCENARIOS: readonly Scenario[] = [
   agentClockJumps,
   gatewayKill9,
   gatewayRadioStorm,
+  gatewayDiskFull,
 ];

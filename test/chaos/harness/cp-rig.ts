@@ -18,8 +18,8 @@ export interface CpRig {
   readonly process: SupervisedProcess;
   /** Mints an enroll token and runs `outpost enroll` for the agent (which must not be running yet); its device id. */
   enroll(agent: AgentRig): Promise<string>;
-  /** Mints a gateway enroll token and runs `outpost gateway enroll` with the gateway's config. */
-  enrollGateway(configFile: string): Promise<void>;
+  /** Mints a gateway enroll token and runs `outpost gateway enroll` (wrapped like the gateway, e.g. on a tiny disk). */
+  enrollGateway(configFile: string, wrap?: ProcessSpec['wrap']): Promise<void>;
   /** Every stored record of `stream` (of one device, or all when there is one), read through the operator API. */
   stored(stream: string, device?: string): Promise<QueuedRecord[]>;
 }
@@ -37,8 +37,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Runs one CLI command to completion; resolves with stdout, rejects with its output on a non-zero exit. */
-export async function cli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<string> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export async function cli(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  wrap?: ProcessSpec['wrap'],
+): Promise<string> {
+  const [command, argv] = wrap ? wrap(process.execPath, [CLI, ...args]) : [process.execPath, [CLI, ...args]];
+  const child = spawn(command, [...argv], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -106,7 +111,7 @@ export async function cpRig(o: {
       ]);
       return (JSON.parse(out) as { device: string }).device;
     },
-    async enrollGateway(configFile) {
+    async enrollGateway(configFile, wrap) {
       const tokenFile = join(o.dir, `enroll-${++tokens}.token`);
       await cli([
         'controlplane',
@@ -120,7 +125,7 @@ export async function cpRig(o: {
         '--out',
         tokenFile,
       ]);
-      await cli(['gateway', 'enroll', '--url', url, '--token-file', tokenFile, '--config', configFile]);
+      await cli(['gateway', 'enroll', '--url', url, '--token-file', tokenFile, '--config', configFile], {}, wrap);
     },
     async stored(stream, device) {
       const out: QueuedRecord[] = [];

@@ -158,7 +158,7 @@ device_burst = 64
 time_scale = ${SITE_TIME_SCALE}
 ${o.gatewayToml ?? ''}`,
     );
-    await cp.enrollGateway(gatewayConfig);
+    await cp.enrollGateway(gatewayConfig, o.gatewayWrap);
     const gateway = superviseProcess({
       name: 'gateway',
       command: process.execPath,
