@@ -65,8 +65,6 @@ export const linkFaults: Scenario = {
   name: 'agent ↔ control plane link faults',
   claim:
     'stall (half-open) detected within two heartbeat intervals; drop, delay, reorder (refused as SEQ_VIOLATION) recovered; nothing lost',
-  knownIssue: 'unfinished: not yet verified against the control plane',
-  inCi: false,
   unavailable: () => undefined,
   async run(ctx) {
     const rounds = ctx.mode === 'ci' ? 1 : 3;
