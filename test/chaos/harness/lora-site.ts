@@ -17,6 +17,13 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 /** The simulated air runs this much faster than the wall clock (agents and gateway are told so). */
 export const SITE_TIME_SCALE = 20;
 
+/**
+ * A sensor's pace per agent: 3 readings a second of wall clock, 540 an hour of the ×20 air. Well inside what an
+ * agent's half share of the EU868 1 % duty cycle carries with room for retransmissions; at twice this, a long run of
+ * faults exhausts the budget and the agents go quiet for minutes, as the law says they must.
+ */
+export const SENSOR_PACE = { periodMs: 1000, batch: 3 } as const;
+
 const RNODE_PARAMS = `region = "EU868"
 frequency_hz = 867200000
 bandwidth_hz = 125000

@@ -9,6 +9,7 @@ import { canMakeTinyDisk, type TinyDisk, tinyDisk } from '../harness/disk.ts';
 import {
   type LoraSite,
   loraDrained,
+  SENSOR_PACE,
   SITE_TIME_SCALE,
   startLoraSite,
   startPacedProducers,
@@ -53,7 +54,7 @@ async function exercise(
   progress: (done: number, total: number) => void,
   name: string,
 ) {
-  const producers = startPacedProducers(site, { periodMs: 400, batch: 4, random });
+  const producers = startPacedProducers(site, { ...SENSOR_PACE, random });
   let maxRecoveryMs = 0;
   let crashed = 0;
   const storeFailed = async () =>

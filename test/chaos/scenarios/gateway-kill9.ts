@@ -6,6 +6,7 @@ import { createSeededRandom } from '../../../firmware-bridge/emulator/seeded-ran
 import {
   type LoraSite,
   loraDrained,
+  SENSOR_PACE,
   SITE_TIME_SCALE,
   startLoraSite,
   startPacedProducers,
@@ -41,7 +42,7 @@ async function exercise(
   progress: (done: number, total: number) => void,
   name: string,
 ) {
-  const producers = startPacedProducers(site, { periodMs: 400, batch: 4, random });
+  const producers = startPacedProducers(site, { ...SENSOR_PACE, random });
   let maxRecoveryMs = 0;
   let storedAtKills = 0;
   try {

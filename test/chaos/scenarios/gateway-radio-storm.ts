@@ -6,6 +6,7 @@ import { createSeededRandom } from '../../../firmware-bridge/emulator/seeded-ran
 import {
   type LoraSite,
   loraDrained,
+  SENSOR_PACE,
   SITE_TIME_SCALE,
   startLoraSite,
   startPacedProducers,
@@ -40,7 +41,7 @@ async function exercise(
   name: string,
 ) {
   const pid = site.gateway.pid();
-  const producers = startPacedProducers(site, { periodMs: 400, batch: 4, random });
+  const producers = startPacedProducers(site, { ...SENSOR_PACE, random });
   let maxRecoveryMs = 0;
   try {
     for (let cycle = 1; cycle <= cycles; cycle++) {
@@ -69,6 +70,7 @@ async function exercise(
   const acknowledged = site.agents.reduce((a, x) => a + x.tally.acked.size, 0);
   const samePid = site.gateway.pid() === pid && site.gateway.starts() === 1;
   const radio = status.radios[0]!;
+  const opens = site.gateway.lines().filter((l) => /"event":"radio\.status".*"state":"opening"/.test(l.text)).length;
   const reopened = radio.readyTransitions >= cycles + 1;
   return {
     scenario: name,
@@ -80,6 +82,6 @@ async function exercise(
     duplicated,
     maxRecoveryMs: Math.round(maxRecoveryMs),
     passed: lost === 0 && duplicated === 0 && moved === 0 && acknowledged > 0 && samePid && reopened,
-    note: `${site.agents.length} LoRa-only agents, air ×${SITE_TIME_SCALE}; gateway ${samePid ? 'never restarted' : 'RESTARTED'}, radio ready ${radio.readyTransitions} times; recovery = replug to the gateway's radio ready`,
+    note: `${site.agents.length} LoRa-only agents, air ×${SITE_TIME_SCALE}; gateway ${samePid ? 'never restarted' : 'RESTARTED'}, radio ready ${radio.readyTransitions} times after ${opens} opening attempts; recovery = replug to the gateway's radio ready`,
   };
 }
