@@ -21,11 +21,12 @@ import type { StatusView } from './api-types.ts';
 import { builtinTools } from './builtin-tools.ts';
 import type { AgentConfig } from './config.ts';
 import { readEnrollment, trustFiles } from './enrollment.ts';
-import { enrollmentTrust } from './enrollment-trust.ts';
+import { enrollmentTrust, loraEnrollmentTrust } from './enrollment-trust.ts';
 import { AgentError } from './errors.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { auditMacKey, auditSigner, type Identity, identityView, loadIdentity } from './identity.ts';
 import { createLocalApiServer, type LocalApiServer } from './local-api/server.ts';
+import { readLoraSession } from './lora-session.ts';
 import { type BuiltAgentManifest, buildAgentManifest } from './manifest-builder.ts';
 import { createMcpHttpServer, type McpHttpServer } from './mcp-http.ts';
 import type { McpBackend } from './mcp-server.ts';
@@ -273,6 +274,10 @@ export function createAgent(deps: AgentDeps): Agent {
           audience: trust.audience,
           minRefetchIntervalMs: 5_000,
         });
+      } else if (!enrolled) {
+        // Enrolled over LoRa only: keys, issuer and policy arrive as CONTROL messages, possibly after this start.
+        const lora = readLoraSession(paths.stateDir);
+        if (lora) ({ trust, verifier } = loraEnrollmentTrust(paths.stateDir, lora.tid, expiryClock));
       }
     }
     db = openDatabase(paths.databaseFile, {

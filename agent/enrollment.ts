@@ -11,7 +11,7 @@ import { canonicalBytes, parseJson } from '../protocol/canonical-json.ts';
 import { type JwkSet, parseJwks } from '../protocol/jwks.ts';
 import type { CapabilityManifest } from '../protocol/manifest.ts';
 import { manifestHash } from '../protocol/manifest.ts';
-import { parseQuorumPolicy, type QuorumPolicy } from '../protocol/quorum.ts';
+import { MIN_PHYSICAL_K, parseQuorumPolicy, type QuorumPolicy } from '../protocol/quorum.ts';
 import { signEd25519 } from '../protocol/signing.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { LinkError } from './link-errors.ts';
@@ -153,9 +153,20 @@ export function writeJwks(stateDir: string, jwks: JwkSet): void {
   writeFileAtomic(trustFiles(stateDir).jwksFile, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 });
 }
 
+/** Marks that a policy in force (at least MIN_PHYSICAL_K approvers) was installed once (quorum.md §2.3). */
+const POLICY_IN_FORCE_FILE = 'policy-was-in-force';
+
 export function writePolicy(stateDir: string, policy: QuorumPolicy): void {
   mkdirSync(join(stateDir, TRUST_DIR), { recursive: true, mode: 0o700 });
   writeFileAtomic(trustFiles(stateDir).approvalPolicyFile, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o600 });
+  if (policy.approvers.length >= MIN_PHYSICAL_K && !policyWasInForce(stateDir)) {
+    writeFileAtomic(join(stateDir, TRUST_DIR, POLICY_IN_FORCE_FILE), `${policy.approvers.length}\n`, { mode: 0o600 });
+  }
+}
+
+/** True once a policy with at least MIN_PHYSICAL_K approvers was installed on this device (never reset). */
+export function policyWasInForce(stateDir: string): boolean {
+  return existsSync(join(stateDir, TRUST_DIR, POLICY_IN_FORCE_FILE));
 }
 
 export function readPolicy(stateDir: string): QuorumPolicy | undefined {

@@ -29,6 +29,12 @@ const SessionFile = z.strictObject({
   controlPlaneX25519: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
   /** How it was learnt. */
   via: z.enum(['ip', 'lora']),
+  /**
+   * `iss` and device `aud` of the per-call tokens, for a device enrolled over LoRa (an IP enrollment's record has
+   * them): the control plane sends them in a CONTROL message of kind `issuer` (lora-frames.md §4.11).
+   */
+  issuer: z.string().min(1).max(256).optional(),
+  deviceAudience: z.string().min(1).max(256).optional(),
 });
 export type LoraSessionFile = z.infer<typeof SessionFile>;
 
@@ -66,6 +72,29 @@ export function writeLoraSession(
 ): void {
   const file: LoraSessionFile = { v: 1, tid: s.tid, controlPlaneX25519: toBase64Url(s.controlPlaneX25519), via: s.via };
   writeFileAtomic(join(stateDir, LORA_SESSION_FILE), `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+}
+
+const IssuerValue = z.strictObject({ issuer: z.string().min(1).max(256), audience: z.string().min(1).max(256) });
+
+/**
+ * Records the tokens' issuer and device audience from a CONTROL `issuer` message. Refuses a value outside its schema,
+ * and a change of issuer once one is known (a device trusts one control plane; re-enroll to move it).
+ */
+export function applyLoraIssuer(
+  stateDir: string,
+  value: unknown,
+): { installed: true } | { installed: false; message: string } {
+  const v = IssuerValue.safeParse(value);
+  if (!v.success) return { installed: false, message: v.error.issues[0]?.message ?? 'invalid issuer value' };
+  const f = readLoraSession(stateDir);
+  if (!f) return { installed: false, message: 'no LoRa enrollment' };
+  if (f.issuer !== undefined && (f.issuer !== v.data.issuer || f.deviceAudience !== v.data.audience)) {
+    return { installed: false, message: `the issuer is already ${f.issuer}` };
+  }
+  if (f.issuer === v.data.issuer && f.deviceAudience === v.data.audience) return { installed: true };
+  const next: LoraSessionFile = { ...f, issuer: v.data.issuer, deviceAudience: v.data.audience };
+  writeFileAtomic(join(stateDir, LORA_SESSION_FILE), `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+  return { installed: true };
 }
 
 /** The session keys, or undefined while the device has no LoRa enrollment. */

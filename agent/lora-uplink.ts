@@ -17,7 +17,8 @@ import { decodeTelemetryUnit } from '../protocol/telemetry.ts';
 import type { Lease, SeqRange } from '../store/outbox.ts';
 import { createSequence } from '../store/sequence.ts';
 import { createLoraLink, type LinkStats, type LinkTimers, type LoraLink } from './lora-link.ts';
-import { loraSessionFor, readDownlinkWindow, writeDownlinkWindow } from './lora-session.ts';
+import { applyLoraIssuer, loraSessionFor, readDownlinkWindow, writeDownlinkWindow } from './lora-session.ts';
+import { applyJwksUpdate, applyPolicyUpdate } from './trust-updates.ts';
 import type { Uplink, UplinkContext, UplinkState } from './uplink.ts';
 
 export interface LoraUplinkOptions {
@@ -186,7 +187,28 @@ export function createLoraUplink(options: LoraUplinkOptions): LoraUplink {
           ...(windowState ? { state: windowState } : {}),
           save: (state) => writeDownlinkWindow(ctx.stateDir, state),
         },
-        handlers: { toolCall: runCall },
+        handlers: {
+          toolCall: runCall,
+          // Trust material over the air (lora-frames.md §4.11): installed under the same rules as over WSS.
+          control(message) {
+            if (message.kind === 'revoke') {
+              log.notice('lora.revoke', { revoke: message.value });
+              return;
+            }
+            if (message.kind === 'issuer') {
+              const r = applyLoraIssuer(ctx.stateDir, message.value);
+              if (r.installed) log.info('lora.trust_updated', { kind: 'issuer' });
+              else log.warning('lora.trust_refused', { kind: 'issuer', message: r.message });
+              return;
+            }
+            const r =
+              message.kind === 'quorum-policy'
+                ? applyPolicyUpdate(ctx.stateDir, message.value, tid)
+                : applyJwksUpdate(ctx.stateDir, message.value);
+            if (r.installed) log.info('lora.trust_updated', { kind: message.kind, summary: r.summary });
+            else log.warning('lora.trust_refused', { kind: message.kind, code: r.code, message: r.message });
+          },
+        },
         timers: options.timers,
         clock: options.clock,
         log,

@@ -33,12 +33,12 @@ import {
   tokenTimes,
   writeEnrollment,
   writeJwks,
-  writePolicy,
   writeToken,
 } from './enrollment.ts';
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, nextAttempt } from './link-backoff.ts';
 import { LinkError } from './link-errors.ts';
 import { computeLinkState, isConnected, type LinkState, tokenRefreshAtMs } from './link-state.ts';
+import { applyPolicyUpdate } from './trust-updates.ts';
 import type { Uplink, UplinkBinding, UplinkState } from './uplink.ts';
 
 export type { UplinkBinding };
@@ -397,10 +397,20 @@ export function createUpstreamLink(o: UpstreamLinkOptions): UpstreamLink {
         log.info('link.token_refreshed', { expiresAtMs: token?.expiresAtMs });
         scheduleRefresh();
         return;
-      case 'policy.update':
-        writePolicy(stateDir, env.body.policy);
-        log.info('link.policy', { approvers: env.body.policy.approvers.length, rules: env.body.policy.rules.length });
+      case 'policy.update': {
+        // The session proves the control plane sent it, not that the approvers agreed (quorum.md §2.3).
+        const r = applyPolicyUpdate(stateDir, env.body.policy, env.tid);
+        if (r.installed) log.info('link.policy', { policy: r.summary });
+        else {
+          log.warning('link.policy_refused', { code: r.code, message: r.message });
+          send('error', {
+            code: 'FORBIDDEN',
+            message: `policy update refused (${r.code}): the installed policy stays`,
+            inReplyTo: env.id,
+          });
+        }
         return;
+      }
       case 'revoke':
         if (env.body.kind === 'device' && binding && env.body.device === binding.identity.did && enrollment) {
           enrollment = { ...enrollment, revokedAtMs: Math.max(0, Math.floor(clock.nowMs())) };

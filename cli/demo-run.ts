@@ -343,6 +343,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       'Outpost demo is running. Everything is on 127.0.0.1; state in ' + dir,
       '',
       `  control plane   ${cpUrl}   (operator key in ${init.operatorKeyFile}, 0600)`,
+      `  dashboard       ${cpUrl}/dashboard/   sign in with that operator key; approve there with ann.key / bob.key`,
       `  call a tool     outpost controlplane devices --state-dir ${cpDir}`,
       `                  an MCP client with the caller token in ${join(dir, 'mcp.token')}:`,
       `                  {"mcpServers": {"outpost-demo": {"type": "http", "url": "${cpUrl}/mcp",`,

@@ -31,6 +31,11 @@ export const EnrollTokenRequest = z.strictObject({
   labels: Labels.optional(),
   /** Hold the device's first manifest until an operator accepts it. */
   holdManifest: z.boolean().optional(),
+  /**
+   * The device's manifest (`outpost agent manifest` on the device), registered with the token so that the device can
+   * enroll over LoRa, where only the manifest's hash travels (lora-frames.md §4.10.5).
+   */
+  manifest: z.record(z.string(), z.unknown()).optional(),
 });
 export type EnrollTokenRequest = z.infer<typeof EnrollTokenRequest>;
 

@@ -11,6 +11,7 @@ import {
   type ApprovalRequest,
   argsHash,
   QUORUM_APPROVAL_CONTEXT,
+  QUORUM_DENIAL_CONTEXT,
   quorumTokenToText,
   requiredApprovals,
   verifyQuorum,
@@ -49,6 +50,8 @@ export interface ApprovalView {
   readonly expMs: number;
   readonly needed: number;
   readonly approvers: readonly string[];
+  /** Who refused it, when it is denied. */
+  readonly deniedBy: string | null;
 }
 
 function statusAt(r: ApprovalRequestRecord, nowMs: number): ApprovalStatus {
@@ -69,6 +72,7 @@ export function approvalView(r: ApprovalRequestRecord, nowMs: number): ApprovalV
     expMs: r.expMs,
     needed: r.k,
     approvers: r.approvals.map((a) => a.approver),
+    deniedBy: r.denial?.approver ?? null,
   };
 }
 
@@ -243,4 +247,58 @@ export async function approve(
     details: { approvers: token.approvals.map((a) => a.approver), k },
   });
   return approvalView({ ...updated, status: 'approved', quorum: text }, nowMs);
+}
+
+/**
+ * Records one approver's refusal of request `id` (quorum.md §4.1): signed like an approval under its own context label,
+ * so it is attributable and can never count as an approval. The request closes as `denied`. Throws as `approve` does.
+ */
+export async function denyApproval(
+  ctx: ControlPlaneContext,
+  principal: Principal,
+  id: string,
+  req: ApproveRequest,
+): Promise<ApprovalView> {
+  const r = await visibleRequest(ctx, principal, id);
+  if (!principalAllows(principal, r.device, r.tool, 'approve')) {
+    throw new ControlPlaneError('FORBIDDEN', 'this needs an approve scope over the tool, or an operator key');
+  }
+  const nowMs = ctx.clock.nowMs();
+  const refuse = async (code: ControlPlaneError['code'], message: string) => {
+    await audit(ctx, {
+      kind: 'approval.deny',
+      actor: `${principal.subject} as ${req.approver}`,
+      subject: r.requestId,
+      decision: 'deny',
+      reason: code,
+    });
+    return new ControlPlaneError(code, message);
+  };
+  const status = statusAt(r, nowMs);
+  if (status === 'expired') throw await refuse('APPROVAL_EXPIRED', 'this approval request has expired');
+  if (status !== 'pending') throw await refuse('APPROVAL_CLOSED', `this approval request is already ${status}`);
+  const policy = await ctx.store.getPolicy(r.tid);
+  const member = policy?.policy.approvers.find((a) => a.id === req.approver);
+  if (!member) throw await refuse('APPROVAL_INVALID', `${req.approver} is not an approver of this tenant`);
+  const ok = verifyEd25519(
+    fromBase64Url(member.publicKey),
+    QUORUM_DENIAL_CONTEXT,
+    canonicalBytes(approvalRequestOf(r)),
+    fromBase64Url(req.sig),
+  );
+  if (!ok) throw await refuse('APPROVAL_INVALID', `the denial does not verify with ${req.approver}'s key`);
+  const denial = { approver: req.approver, sig: req.sig, atMs: nowMs };
+  if (!(await ctx.store.markDenied(r.requestId, denial))) {
+    throw await refuse('APPROVAL_CLOSED', 'this approval request was closed meanwhile');
+  }
+  ctx.metrics.approvals.inc({ event: 'denied' });
+  await audit(ctx, {
+    kind: 'approval.deny',
+    actor: `${principal.subject} as ${req.approver}`,
+    subject: r.requestId,
+    decision: 'allow',
+    reason: 'DENIED',
+    details: { device: r.device, tool: r.tool },
+  });
+  return approvalView({ ...r, status: 'denied', denial }, nowMs);
 }

@@ -57,6 +57,31 @@ export async function exportAuditSigned(ctx: ControlPlaneContext, principal: Pri
   return { ...unsigned, signature };
 }
 
+export interface RecentAudit {
+  readonly headSeq: number;
+  /** The whole chain verified against the control plane's MAC key just now. */
+  readonly chainVerified: boolean;
+  /** The last entries, oldest first (store/audit.ts export lines without checkpoints). */
+  readonly entries: readonly JsonValue[];
+}
+
+/**
+ * The newest `limit` audit entries and whether the chain verifies, for live views. Root operators only, as the
+ * export (the chain spans every tenant). Reading is not itself audited: it changes nothing and is polled.
+ */
+export async function recentAudit(ctx: ControlPlaneContext, principal: Principal, limit: number): Promise<RecentAudit> {
+  if (principal.kind !== 'operator' || !principal.root) {
+    throw new ControlPlaneError('FORBIDDEN', 'the audit chain spans all tenants: only a root operator key reads it');
+  }
+  const { lines, verified, headSeq } = await ctx.store.exportAudit();
+  const entries: JsonValue[] = [];
+  for (let i = lines.length - 1; i >= 0 && entries.length < limit; i--) {
+    const line = JSON.parse(lines[i]!) as { [key: string]: JsonValue };
+    if (line.type === 'audit-entry') entries.push(line);
+  }
+  return { headSeq, chainVerified: verified, entries: entries.reverse() };
+}
+
 /** True when `doc` carries a valid signature by the did:key it names (and, when given, that key is `expected`). */
 export function verifyAuditExportSignature(doc: SignedAuditExport, expectedSigner?: string): boolean {
   if (expectedSigner !== undefined && doc.signer !== expectedSigner) return false;

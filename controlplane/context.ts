@@ -5,6 +5,7 @@ import type { JsonValue } from '../protocol/canonical-json.ts';
 import type { Clock } from '../protocol/clock.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
+import type { ControlPlaneEvents } from './events.ts';
 import type { LoraEndpoint } from './lora-endpoint.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { AuditInput, ControlPlaneStore, KeyVault, Scheduler, SessionRegistry } from './ports.ts';
@@ -26,6 +27,8 @@ export interface ControlPlaneContext {
   readonly lora: LoraEndpoint;
   /** Random bytes (the OS CSPRNG; tests may pass a seeded source). */
   readonly random: (n: number) => Uint8Array;
+  /** What changed, for live views (the dashboard's event stream). */
+  readonly events: ControlPlaneEvents;
 }
 
 /** Printable-ASCII audit field of at most 256 characters (store/audit.ts refuses anything else). */

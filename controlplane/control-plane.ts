@@ -10,13 +10,15 @@ import type { Logger } from '../protocol/log.ts';
 import type { MetricsRegistry } from '../protocol/metrics.ts';
 import { createAuthLimiter } from './auth-limiter.ts';
 import type { ControlPlaneContext } from './context.ts';
+import { createControlPlaneEvents, observedStore } from './events.ts';
 import { createHttpApi, type RequestInfo } from './http-api.ts';
 import { acceptHubConnection, type Connection, type HubConnection } from './hub-session.ts';
 import { createLoraEndpoint } from './lora-endpoint.ts';
+import { enrollOverLora } from './lora-enrollment.ts';
 import { createMemorySessionRegistry } from './memory-sessions.ts';
 import { createControlPlaneMetrics } from './metrics.ts';
 import type { ControlPlaneStore, KeyVault, Scheduler, SessionRegistry } from './ports.ts';
-import type { ControlPlaneSettings } from './settings.ts';
+import { type ControlPlaneSettings, DEVICE_AUDIENCE } from './settings.ts';
 import { createTokenIssuer } from './token-issuer.ts';
 
 export interface ControlPlaneDeps {
@@ -54,7 +56,9 @@ export interface ControlPlane {
 }
 
 export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
-  const { store, vault, clock, log, settings, scheduler } = deps;
+  const { vault, clock, log, settings, scheduler } = deps;
+  const events = createControlPlaneEvents();
+  const store = observedStore(deps.store, events);
   const sessions = deps.sessions ?? createMemorySessionRegistry();
   const issuer = createTokenIssuer({ store, vault, clock, settings, log: log.child({ part: 'keys' }) });
   const context: ControlPlaneContext = {
@@ -74,7 +78,19 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlane {
       lockoutMs: settings.limits.lockoutMs,
     }),
     random: deps.random ?? ((n) => new Uint8Array(randomBytes(n))),
-    lora: createLoraEndpoint({ store, vault, sessions, scheduler, clock, log }),
+    lora: createLoraEndpoint({
+      store,
+      vault,
+      sessions,
+      scheduler,
+      clock,
+      log,
+      jwks: () => issuer.jwks(),
+      tokenIssuer: () => ({ issuer: settings.issuer, audience: DEVICE_AUDIENCE }),
+      // Called only once frames arrive, long after `context` exists.
+      enroll: (frame, gateway, tid) => enrollOverLora(context, frame, gateway, tid),
+    }),
+    events,
   };
   const http = createHttpApi(context, { version: deps.version, renderMetrics: () => deps.metrics.render() });
   let cancelRotation: (() => void) | undefined;

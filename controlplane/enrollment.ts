@@ -12,7 +12,7 @@ import { verifyEd25519 } from '../protocol/signing.ts';
 import type { DeviceTokenRequest, EnrollRequest, EnrollTokenRequest } from './api-schemas.ts';
 import { authFailure, checkNotLockedOut, type Principal, requireOperator } from './auth.ts';
 import { audit, type ControlPlaneContext } from './context.ts';
-import { constantTimeEqual, enrollTokenHash, mintEnrollToken as mintToken } from './credentials.ts';
+import { constantTimeEqual, enrollTokenHash, enrollTokenId, mintEnrollToken as mintToken } from './credentials.ts';
 import { publishServed } from './devices.ts';
 import {
   DEVICE_TOKEN_PROOF_CONTEXT,
@@ -21,6 +21,7 @@ import {
   enrollProofMessage,
 } from './enroll-proof.ts';
 import { ControlPlaneError } from './errors.ts';
+import { newLoraEnrollToken } from './lora-enrollment.ts';
 import type { DeviceRecord, EnrollRefusal, MachineRole } from './ports.ts';
 import { CONTROL_PLANE_AUDIENCE, DEVICE_AUDIENCE, hubUrl } from './settings.ts';
 import type { IssuedToken } from './token-issuer.ts';
@@ -34,6 +35,8 @@ export interface MintedEnrollToken {
   readonly expiresAtMs: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly holdManifest: boolean;
+  /** Present when a manifest was registered: the token also enrolls that device over LoRa. */
+  readonly lora?: { readonly manifestHash: string; readonly device: string };
 }
 
 /** Mints an enroll token for the principal's tenant. Throws FORBIDDEN for non-operators. */
@@ -47,9 +50,29 @@ export async function mintEnrollToken(
     (req.ttlSeconds ?? ctx.settings.defaultEnrollTokenTtlMs / 1000) * 1000,
     ctx.settings.maxEnrollTokenTtlMs,
   );
-  const minted = mintToken(ctx.random);
+  // With a registered manifest the token can also be used over LoRa: it is then derived from a nonce by the vault,
+  // which is how this control plane can check a LoRa request's MAC without ever storing the token.
+  let lora: { id: string; nonce: Uint8Array; manifest: CapabilityManifest } | undefined;
+  let minted = mintToken(ctx.random);
+  if (req.manifest !== undefined) {
+    if ((req.role ?? 'device') !== 'device') {
+      throw new ControlPlaneError('BAD_REQUEST', 'a manifest is registered for devices only (gateways enroll over IP)');
+    }
+    let manifest: CapabilityManifest;
+    try {
+      manifest = decodeManifest(req.manifest);
+    } catch (e) {
+      if (!isOutpostError(e)) throw e;
+      throw new ControlPlaneError('MANIFEST_REFUSED', `manifest refused: ${e.message}`, { cause: e });
+    }
+    const t = newLoraEnrollToken(ctx);
+    const tokenHash = enrollTokenHash(t.text);
+    minted = { text: t.text, tokenHash, tokenId: enrollTokenId(tokenHash) };
+    lora = { id: t.loraId, nonce: t.nonce, manifest };
+  }
   const nowMs = ctx.clock.nowMs();
   const record = {
+    ...(lora ? { lora } : {}),
     tokenId: minted.tokenId,
     tokenHash: minted.tokenHash,
     tid: principal.tid,
@@ -67,7 +90,13 @@ export async function mintEnrollToken(
     subject: minted.tokenId,
     decision: 'allow',
     reason: 'OK',
-    details: { tid: principal.tid, role: record.role, expiresMs: record.expiresMs, holdManifest: record.holdManifest },
+    details: {
+      tid: principal.tid,
+      role: record.role,
+      expiresMs: record.expiresMs,
+      holdManifest: record.holdManifest,
+      ...(lora ? { lora: true, manifestHash: manifestHash(lora.manifest), device: lora.manifest.device.id } : {}),
+    },
   });
   return {
     token: minted.text,
@@ -77,6 +106,7 @@ export async function mintEnrollToken(
     expiresAtMs: record.expiresMs,
     labels: record.labels,
     holdManifest: record.holdManifest,
+    ...(lora ? { lora: { manifestHash: manifestHash(lora.manifest), device: lora.manifest.device.id } } : {}),
   };
 }
 

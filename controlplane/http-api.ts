@@ -18,15 +18,17 @@ import {
   RevokeDeviceRequest,
   RevokeTokenRequest,
 } from './api-schemas.ts';
-import { approve, getApproval, listApprovals } from './approvals.ts';
-import { anchorCheckpoint, exportAuditSigned } from './audit-export.ts';
+import { approve, denyApproval, getApproval, listApprovals } from './approvals.ts';
+import { anchorCheckpoint, exportAuditSigned, recentAudit } from './audit-export.ts';
 import { authenticate, type Principal, requireOperator } from './auth.ts';
 import { mintCallerToken, revokeToken } from './caller-tokens.ts';
 import type { ControlPlaneContext } from './context.ts';
+import { DASHBOARD_ASSETS } from './dashboard-assets.generated.ts';
 import { acceptManifest, findTenantDevice, listDevices, listRevocations, revokeDevice, showDevice } from './devices.ts';
 import { didDocument, llmsTxt, mcpDiscovery, tenantDidDocument } from './discovery.ts';
 import { enrollDevice, issueDeviceChallenge, mintEnrollToken, refreshDeviceToken } from './enrollment.ts';
 import { ControlPlaneError, errorBody, httpStatusFor } from './errors.ts';
+import { eventStream } from './event-stream.ts';
 import { handleMcpRequest } from './mcp-gateway.ts';
 import { getPolicy, setPolicy } from './policy.ts';
 import type { ApprovalStatus } from './ports.ts';
@@ -48,6 +50,31 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
   });
+}
+
+/**
+ * The dashboard's pages: same-origin everything, no inline script or style, never framed. Only `connect-src 'self'`
+ * for the API and its event stream; nothing from another origin, so the page works off-grid.
+ */
+export const DASHBOARD_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+function dashboardAsset(request: Request, name: string): Response {
+  const asset = Object.hasOwn(DASHBOARD_ASSETS, name) ? DASHBOARD_ASSETS[name] : undefined;
+  if (!asset) throw new ControlPlaneError('NOT_FOUND', 'no such dashboard file');
+  const headers = {
+    'content-type': asset.type,
+    'content-security-policy': DASHBOARD_CSP,
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+    'cache-control': 'no-cache',
+    etag: asset.etag,
+  };
+  if (request.headers.get('if-none-match') === asset.etag) return new Response(null, { status: 304, headers });
+  return new Response(asset.body, { status: 200, headers });
 }
 
 function text(status: number, body: string, contentType: string): Response {
@@ -92,7 +119,7 @@ function intParam(url: URL, name: string, fallback: number, max: number): number
   return Math.min(Number(raw), max);
 }
 
-const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'used', 'expired'];
+const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'used', 'expired', 'denied'];
 
 type Handler = (request: Request, url: URL, params: string[], info: RequestInfo) => Promise<Response>;
 
@@ -130,6 +157,19 @@ export function createHttpApi(ctx: ControlPlaneContext, options: HttpApiOptions)
       pattern: /^\/healthz$/,
       name: 'healthz',
       handle: async () => json(200, { ok: true, version: options.version }),
+    },
+    // The dashboard: static files; everything it shows comes from the authenticated API below.
+    {
+      method: 'GET',
+      pattern: /^\/(?:dashboard)?$/,
+      name: 'dashboard_redirect',
+      handle: async () => new Response(null, { status: 302, headers: { location: '/dashboard/' } }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/dashboard\/(index\.html|style\.css|app\.js)?$/,
+      name: 'dashboard',
+      handle: async (r, _u, [file]) => dashboardAsset(r, file ?? 'index.html'),
     },
     {
       method: 'GET',
@@ -343,10 +383,24 @@ export function createHttpApi(ctx: ControlPlaneContext, options: HttpApiOptions)
           ...(device ? { device } : {}),
           ...(stream ? { stream } : {}),
           ...(after !== undefined ? { afterSeq: after } : {}),
+          ...(u.searchParams.get('newest') === '1' ? { newest: true } : {}),
           limit: intParam(u, 'limit', 100, 10_000),
         });
         return json(200, { records: rows, total: await ctx.store.countTelemetry(p.tid, device, stream) });
       },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/operator\/audit\/recent$/,
+      name: 'audit_recent',
+      handle: async (r, u, _p, info) =>
+        json(200, await recentAudit(ctx, await operator(r, info), intParam(u, 'limit', 50, 500))),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/operator\/events$/,
+      name: 'events',
+      handle: async (r, _u, _p, info) => eventStream(ctx, await operator(r, info), r.signal),
     },
     {
       method: 'GET',
@@ -382,6 +436,15 @@ export function createHttpApi(ctx: ControlPlaneContext, options: HttpApiOptions)
       handle: async (r, _u, [id], info) => {
         const p = await auth(r, info);
         return json(200, await approve(ctx, p, id!, await body(ApproveRequest, r)));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/approvals\/([A-Za-z0-9_-]{22})\/deny$/,
+      name: 'deny',
+      handle: async (r, _u, [id], info) => {
+        const p = await auth(r, info);
+        return json(200, await denyApproval(ctx, p, id!, await body(ApproveRequest, r)));
       },
     },
   ];

@@ -6,14 +6,17 @@
 
 import { fromBase64Url, toHex } from '../protocol/bytes.ts';
 import type { JsonValue } from '../protocol/canonical-json.ts';
+import { canonicalize } from '../protocol/canonical-json.ts';
 import type { Clock } from '../protocol/clock.ts';
-import type { BodyOf } from '../protocol/envelope.ts';
+import { type BodyOf, newMessageId } from '../protocol/envelope.ts';
 import { isOutpostError } from '../protocol/errors.ts';
+import type { JwkSet } from '../protocol/jwks.ts';
 import type { Logger } from '../protocol/log.ts';
 import type { LoraSession } from '../protocol/lora.ts';
 import { toLoraQuorum } from '../protocol/lora-quorum.ts';
 import { quorumTokenFromText } from '../protocol/quorum.ts';
 import { ControlPlaneError } from './errors.ts';
+import type { LoraEnrollAnswer } from './lora-enrollment.ts';
 import { createLoraRelay, type IngestRecord, type LoraDevice, type LoraRelay } from './lora-relay.ts';
 import type {
   ControlPlaneStore,
@@ -35,7 +38,18 @@ export interface LoraEndpointDeps {
   readonly log: Logger;
   /** Wait this long for more frames of a device before acknowledging them together (default 2 s). */
   readonly ackDelayMs?: number;
+  /** The JWK Set devices verify per-call tokens against (the issuer's, current). */
+  readonly jwks: () => JwkSet;
+  /** `iss` and device `aud` of per-call tokens: a device enrolled over LoRa learns them from a CONTROL message. */
+  readonly tokenIssuer: () => { readonly issuer: string; readonly audience: string };
+  /** Enrollment over LoRa (lora-enrollment.ts): the response to send for an ENROLL_REQUEST, if any. */
+  readonly enroll?: (frame: Uint8Array, gateway: string, tid: string) => Promise<LoraEnrollAnswer | undefined>;
 }
+
+/** A device that was sent trust material is sent it again after this long, in case every transmission was lost. */
+export const PROVISION_REFRESH_MS = 24 * 3_600_000;
+/** Trust material waits at most this long at a gateway for its device. */
+const PROVISION_TTL_MS = 24 * 3_600_000;
 
 export interface LoraEndpoint {
   /** A lora.uplink from the gateway session `gateway` of tenant `tid`; resolves once every frame is durable. */
@@ -145,6 +159,63 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
     return { stored: result.stored, duplicates: result.duplicates + result.conflicts.length };
   }
 
+  // What each LoRa device was last sent of the trust material (in memory: after a restart it is sent again, which
+  // the device takes as a no-op). A WSS session carries its own updates, so devices with one are skipped.
+  const provisioned = new Map<string, { policyVersion: number; jwks: string; issuer: string; atMs: number }>();
+  const provisioning = new Map<string, Promise<void>>();
+
+  /** Brings the device's trust material up to date; concurrent callers share one run. */
+  function provision(deviceId: string): Promise<void> {
+    if (sessions.get(deviceId)) return Promise.resolve();
+    let run = provisioning.get(deviceId);
+    if (!run) {
+      run = provisionNow(deviceId).finally(() => provisioning.delete(deviceId));
+      provisioning.set(deviceId, run);
+    }
+    return run;
+  }
+
+  async function provisionNow(deviceId: string): Promise<void> {
+    try {
+      const d = await store.getDevice(deviceId);
+      const ld = d && d.status === 'active' && d.role === 'device' ? loraDevice(d) : undefined;
+      if (!d || !ld) return;
+      const now = clock.monotonicMs();
+      const had = provisioned.get(deviceId);
+      const stale = !had || now - had.atMs >= PROVISION_REFRESH_MS;
+      const policy = await store.getPolicy(d.tid);
+      const jwks = deps.jwks();
+      const jwksText = canonicalize(jwks);
+      const next = {
+        policyVersion: had?.policyVersion ?? -1,
+        jwks: had?.jwks ?? '',
+        issuer: had?.issuer ?? '',
+        atMs: had?.atMs ?? now,
+      };
+      const issuer = deps.tokenIssuer();
+      const issuerText = canonicalize(issuer);
+      if (stale || issuerText !== next.issuer) {
+        const id = await relay.sendControl(ld, { kind: 'issuer', value: { ...issuer } }, PROVISION_TTL_MS);
+        if (id) Object.assign(next, { issuer: issuerText, atMs: now });
+      }
+      if (policy && (stale || policy.version !== next.policyVersion)) {
+        const id = await relay.sendControl(
+          ld,
+          { kind: 'quorum-policy', value: policy.policy as unknown as JsonValue },
+          PROVISION_TTL_MS,
+        );
+        if (id) Object.assign(next, { policyVersion: policy.version, atMs: now });
+      }
+      if (stale || jwksText !== next.jwks) {
+        const id = await relay.sendControl(ld, { kind: 'jwks', value: jwks as unknown as JsonValue }, PROVISION_TTL_MS);
+        if (id) Object.assign(next, { jwks: jwksText, atMs: now });
+      }
+      provisioned.set(deviceId, next);
+    } catch (e) {
+      log.warning('lora.provision_failed', { device: deviceId, code: isOutpostError(e) ? e.code : 'INTERNAL' });
+    }
+  }
+
   const gatewaysOf = (tid: string) =>
     sessions
       .online(tid)
@@ -169,6 +240,8 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
         return true;
       },
       gatewaysOf,
+      // Hearing a device is the moment to bring its trust material up to date: a gateway has a route to it.
+      noteDevice: (device) => void provision(device),
     },
   });
 
@@ -190,10 +263,15 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
   return {
     async onUplink(gateway, tid, body) {
       const r = await relay.handleUplink(gateway, tid, body);
-      if (r.enrollRequests.length > 0) {
-        // Enrollment over LoRa needs the device's manifest registered with its enroll token beforehand; this control
-        // plane enrolls devices over IP (docs/gateway.md §5). The request is dropped and counted.
-        log.notice('lora.enroll_unsupported', { gateway, requests: r.enrollRequests.length });
+      for (const req of r.enrollRequests) {
+        const answer = await deps.enroll?.(req.frame, req.gateway, tid).catch((e) => {
+          log.error('lora.enroll_failed', { gateway, err: e as Error });
+          return undefined;
+        });
+        if (!answer) continue;
+        // Ahead of everything else for the device; the device repeats its request if this is lost.
+        relay.sendFrames(answer.target, [answer.frame], { priority: 0, ttlMs: 600_000, maxAttempts: 3 });
+        log.info('lora.enroll_answered', { device: answer.target.device, status: answer.status, gateway });
       }
     },
     onReport: (gateway, body) => relay.handleReport(gateway, body),
@@ -217,17 +295,19 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
     async callTool(device, call) {
       const ld = loraDevice(device);
       if (!ld) throw new ControlPlaneError('DEVICE_OFFLINE', `${device.name} has no LoRa session`);
+      // A call's token is signed with the current key: the device must know it (and the policy) before the call,
+      // which the gateway then transmits after this trust material (same priority, queued first).
+      await provision(device.device);
       const toolIndex = ld.tools.indexOf(call.tool);
       // Approvers named in the tenant's policy travel as 4-byte short ids (lora-frames.md §4.6.2).
       const policy = call.quorum ? await store.getPolicy(device.tid) : undefined;
       const quorum = call.quorum ? toLoraQuorum(quorumTokenFromText(call.quorum), policy?.policy) : undefined;
       const timeoutMs = Math.max(1_000, call.deadlineMs - clock.nowMs());
-      let r: Awaited<ReturnType<LoraRelay['callTool']>>;
-      try {
-        r = await relay.callTool(
+      const send = (callId: string) =>
+        relay.callTool(
           ld,
           {
-            callId: call.callId,
+            callId,
             tool: toolIndex >= 0 ? { index: toolIndex } : { name: call.tool },
             deadlineMs: call.deadlineMs,
             token: call.token,
@@ -236,6 +316,22 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
           },
           { timeoutMs },
         );
+      let r: Awaited<ReturnType<LoraRelay['callTool']>>;
+      try {
+        r = await send(call.callId);
+        // The key set (or, for a device enrolled over LoRa, the issuer) went ahead of the call but did not arrive first
+        // (frames lost): send it again and the call once more. The refused call consumed nothing on the device (its
+        // token was not verified).
+        // The gate reports them as TOKEN_INVALID naming the verifier's code.
+        const v = r.value as { code?: unknown; message?: unknown } | null;
+        const missingTrust = /\b(TOKEN_UNKNOWN_KEY|JWKS_UNAVAILABLE)\b/.test(
+          `${String(v?.code)} ${String(v?.message)}`,
+        );
+        if (r.status !== 'ok' && missingTrust) {
+          provisioned.delete(device.device);
+          await provision(device.device);
+          r = await send(newMessageId());
+        }
       } catch (e) {
         if (e instanceof ControlPlaneError) throw e;
         const message = e instanceof Error ? e.message : String(e);
@@ -248,6 +344,6 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       return { callId: call.callId, ok: false, error: { code, message }, durationMs: r.durationMs };
     },
     routeOf: (device) => relay.routeOf(device),
-    stats: () => relay.stats(),
+    stats: () => ({ ...relay.stats(), provisioned: provisioned.size }),
   };
 }

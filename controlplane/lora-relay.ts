@@ -125,8 +125,17 @@ export interface LoraRelay {
   gatewayGone(gateway: string): void;
   /** Sends a tool call over LoRa and resolves with the device's result; rejects after `timeoutMs`. */
   callTool(device: LoraDevice, call: LoraToolCall, options: LoraCallOptions): Promise<LoraToolResult>;
-  /** Sends a CONTROL message (policy, JWK Set, revocation). Returns the downlink id. */
-  sendControl(device: LoraDevice, control: LoraControl, ttlMs: number): Promise<string | undefined>;
+  /**
+   * Sends a CONTROL message (policy, JWK Set, revocation), transmitted `maxAttempts` times (default 6: the device does
+   * not acknowledge it, so every attempt goes on the air; six make a loss of all unlikely even on a poor link, and
+   * the host re-sends later what may still not have arrived). Returns the downlink id.
+   */
+  sendControl(
+    device: LoraDevice,
+    control: LoraControl,
+    ttlMs: number,
+    maxAttempts?: number,
+  ): Promise<string | undefined>;
   /** Sends already sealed frames (e.g. an enroll response) towards a short id. */
   sendFrames(
     target: { device: string; tid: string; shortIdHex: string },
@@ -458,8 +467,9 @@ export function createLoraRelay(options: LoraRelayOptions): LoraRelay {
           });
       });
     },
-    async sendControl(device, control, ttlMs) {
-      const sent = await sendDown(device, 'control', encodeControl(control), { priority: 1, ttlMs, maxAttempts: 10 });
+    async sendControl(device, control, ttlMs, maxAttempts = 6) {
+      // Priority 0: ahead of calls (1), which may need what it carries (a key, the issuer) to pass the device's gate.
+      const sent = await sendDown(device, 'control', encodeControl(control), { priority: 0, ttlMs, maxAttempts });
       return sent?.id;
     },
     sendFrames: (target, frames, o) => sendFramesTo(target, frames, o)?.id,

@@ -52,6 +52,12 @@ export interface EnrollTokenRecord {
   readonly createdBy: string;
   readonly usedMs?: number;
   readonly usedBy?: string;
+  /**
+   * For enrollment over LoRa (lora-frames.md §4.10): the token's LoRa id (hex), the nonce the vault derives the token
+   * from (the token text itself is never stored), and the device's manifest, registered with the token because it
+   * does not fit the air.
+   */
+  readonly lora?: { readonly id: string; readonly nonce: Uint8Array; readonly manifest: CapabilityManifest };
 }
 
 export interface ManifestVersion {
@@ -114,6 +120,8 @@ export interface TelemetryQuery {
   readonly stream?: string;
   /** Only records with seq above this. */
   readonly afterSeq?: number;
+  /** The last `limit` matching records instead of the first (still returned in (device, seq) order). */
+  readonly newest?: boolean;
   readonly limit: number;
 }
 
@@ -122,7 +130,7 @@ export interface TelemetryRow extends StoredTelemetryRecord {
   readonly receivedMs: number;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'used' | 'expired';
+export type ApprovalStatus = 'pending' | 'approved' | 'used' | 'expired' | 'denied';
 
 export interface ApprovalRecord {
   readonly approver: string;
@@ -153,6 +161,8 @@ export interface ApprovalRequestRecord {
   /** base64url quorum token, once k approvals exist. */
   readonly quorum?: string;
   readonly usedMs?: number;
+  /** The approver who refused it, with their denial signature (quorum.md §4.1). */
+  readonly denial?: ApprovalRecord;
 }
 
 export type RevocationKind = 'device' | 'token' | 'key';
@@ -231,6 +241,7 @@ export interface ControlPlaneStore {
 
   putEnrollToken(token: EnrollTokenRecord): Promise<void>;
   getEnrollToken(tokenHash: Uint8Array): Promise<EnrollTokenRecord | undefined>;
+  getEnrollTokenByLoraId(loraId: string): Promise<EnrollTokenRecord | undefined>;
   listEnrollTokens(tid: string): Promise<EnrollTokenRecord[]>;
   /**
    * Atomically: the token exists, is unused and unexpired at `nowMs`; the device is not revoked, not enrolled in
@@ -276,6 +287,8 @@ export interface ControlPlaneStore {
   addApproval(requestId: string, approval: ApprovalRecord): Promise<ApprovalRequestRecord | undefined>;
   /** Marks a pending request approved with its quorum token. */
   markApproved(requestId: string, quorum: string): Promise<void>;
+  /** pending → denied, recording who refused; false when the request was no longer pending. */
+  markDenied(requestId: string, denial: ApprovalRecord): Promise<boolean>;
   /**
    * Atomically finds the approved, unused, unexpired request of this caller for this exact call and marks it
    * used: single use.

@@ -1,7 +1,6 @@
 // RFC 8785 (JSON Canonicalization Scheme) serialisation, and bounded JSON parsing.
 // Everything Outpost signs is signed over these bytes, so signer and verifier agree byte for byte.
 
-import { utf8 } from './bytes.ts';
 import { ProtocolError } from './errors.ts';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -79,9 +78,29 @@ export function canonicalize(value: unknown): string {
   return out.join('');
 }
 
+const encoder = new TextEncoder();
+
 /** UTF-8 bytes of `canonicalize(value)`. */
 export function canonicalBytes(value: unknown): Uint8Array {
-  return utf8(canonicalize(value));
+  return encoder.encode(canonicalize(value));
+}
+
+/** UTF-8 length of a JS string without encoding it (lone surrogates count as U+FFFD, 3 bytes, as encoders write). */
+export function utf8ByteLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
 }
 
 function depthOf(value: unknown, depth: number): number {
@@ -102,7 +121,7 @@ function depthOf(value: unknown, depth: number): number {
 export function parseJson(text: string, maxBytes: number): JsonValue {
   if (typeof text !== 'string') throw new ProtocolError('JSON_MALFORMED', 'JSON input must be text');
   // A JS string's UTF-8 length is at most 3 × its length; only measure exactly when it could matter.
-  if (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes) {
+  if (text.length * 3 > maxBytes && utf8ByteLength(text) > maxBytes) {
     throw new ProtocolError('JSON_TOO_LARGE', `JSON exceeds ${maxBytes} bytes`, { details: { maxBytes } });
   }
   let value: JsonValue;

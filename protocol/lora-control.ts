@@ -58,16 +58,16 @@ export function decodeHeartbeat(payload: Uint8Array): LoraHeartbeat {
  * verify against (tokens.md §4.3), or a revocation (envelope.md `revoke` body). The value's schema is the named
  * contract's; this codec only carries it.
  */
-export type LoraControlKind = 'quorum-policy' | 'jwks' | 'revoke';
+export type LoraControlKind = 'quorum-policy' | 'jwks' | 'revoke' | 'issuer';
 
 export interface LoraControl {
   readonly kind: LoraControlKind;
   readonly value: JsonValue;
 }
 
-const CONTROL_KINDS: readonly LoraControlKind[] = ['quorum-policy', 'jwks', 'revoke'];
+const CONTROL_KINDS: readonly LoraControlKind[] = ['quorum-policy', 'jwks', 'revoke', 'issuer'];
 
-/** Encodes a CONTROL payload: kind byte (1..3) then one deterministic CBOR item. */
+/** Encodes a CONTROL payload: kind byte (1..4) then one deterministic CBOR item. */
 export function encodeControl(control: LoraControl): Uint8Array {
   const kind = CONTROL_KINDS.indexOf(control.kind);
   if (kind < 0) throw new ProtocolError('LORA_VALUE_UNSUPPORTED', `unknown control kind ${String(control.kind)}`);

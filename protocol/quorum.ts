@@ -15,6 +15,8 @@ import { ed25519KeyPair, signEd25519, verifyEd25519 } from './signing.ts';
 
 /** Context label of an approver's signature over an approval request (quorum.md §4). */
 export const QUORUM_APPROVAL_CONTEXT = 'outpost/quorum-approval/v1';
+/** Context label of an approver's refusal of an approval request (quorum.md §4.1): never usable as an approval. */
+export const QUORUM_DENIAL_CONTEXT = 'outpost/quorum-denial/v1';
 /** Context label of an approver's endorsement of a policy update (quorum.md §2.3). */
 export const QUORUM_POLICY_UPDATE_CONTEXT = 'outpost/quorum-policy-update/v1';
 /** Version byte of the binary encoding and `v` of the JSON request (quorum.md §5). */
@@ -353,6 +355,12 @@ export function verifyQuorum(token: QuorumToken | string | Uint8Array, options: 
 export interface InstalledPolicy {
   readonly policy: QuorumPolicy;
   readonly serial: number;
+  /**
+   * True once a policy with at least MIN_PHYSICAL_K approvers was ever installed on this device. Until then the
+   * installed policy is not yet in force and any valid one replaces it (§2.3); after, never again — otherwise a
+   * control plane could shrink a policy below the threshold (a tightening) and then grow it with its own keys.
+   */
+  readonly wasInForce?: boolean;
 }
 
 /** Approvals of the installed policy's approvers over { v, tid, serial, policy } of a new policy. */
@@ -416,6 +424,11 @@ export function checkPolicyUpdate(installed: InstalledPolicy, next: unknown, end
   if (!Number.isSafeInteger(installed.serial) || installed.serial < 0) throw malformed('bad installed serial');
   const policy = parseQuorumPolicy(next);
   if (policy.tid !== current.tid) throw new ProtocolError('QUORUM_WRONG_TENANT', 'policy is for another tenant');
+  // A policy with fewer approvers than any physical quorum needs, on a device that never had one in force,
+  // authorises nothing yet: replacing it is still the first use (§2.3), as an operator adds approvers one by one.
+  if (current.approvers.length < MIN_PHYSICAL_K && installed.wasInForce !== true) {
+    return { policy, serial: installed.serial };
+  }
   if (endorsement === undefined) {
     if (isPolicyNoWeaker(current, policy)) return { policy, serial: installed.serial };
     throw new ProtocolError(

@@ -2,6 +2,7 @@
 
 import { configJsonSchema } from '../agent/config.ts';
 import { manifestJsonSchema } from '../protocol/manifest.ts';
+import { renderDashboardAssets } from './dashboard-bundle.ts';
 
 export interface GeneratedFile {
   /** Path relative to the repository root. */
@@ -18,6 +19,10 @@ export function generatedFiles(): GeneratedFile[] {
     {
       path: 'docs/agent-config.schema.json',
       render: () => `${JSON.stringify(configJsonSchema(), null, 2)}\n`,
+    },
+    {
+      path: 'controlplane/dashboard-assets.generated.ts',
+      render: renderDashboardAssets,
     },
   ];
 }

@@ -6,7 +6,13 @@ import type { ApprovalView } from '../../controlplane/approvals.ts';
 import { toBase64Url } from '../../protocol/bytes.ts';
 import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import { OutpostError } from '../../protocol/errors.ts';
-import { ApprovalRequest, approverPublicKey, argsHash, QUORUM_APPROVAL_CONTEXT } from '../../protocol/quorum.ts';
+import {
+  ApprovalRequest,
+  approverPublicKey,
+  argsHash,
+  QUORUM_APPROVAL_CONTEXT,
+  QUORUM_DENIAL_CONTEXT,
+} from '../../protocol/quorum.ts';
 import { signEd25519 } from '../../protocol/signing.ts';
 import { loadOrCreateKeyFile } from '../../store/key-file.ts';
 import { type Command, optString, print } from '../command.ts';
@@ -35,9 +41,18 @@ export const approveCommands: Command[] = [
       return 0;
     },
   },
-  {
-    path: ['approve'],
-    summary: 'sign an approval request with your approver key (kept on this machine) and send the signature',
+  decisionCommand('approve'),
+  decisionCommand('deny'),
+];
+
+/** `approve` and `deny`: the same checks, a signature under the decision's own context label (quorum.md §4, §4.1). */
+function decisionCommand(decision: 'approve' | 'deny'): Command {
+  const approving = decision === 'approve';
+  return {
+    path: [decision],
+    summary: approving
+      ? 'sign an approval request with your approver key (kept on this machine) and send the signature'
+      : 'refuse an approval request, signed with your approver key (kept on this machine); the request closes',
     usage: 'REQUEST --approver ID --key-file FILE [--token-file FILE] [--url URL]',
     options: {
       ...CLIENT_OPTIONS,
@@ -71,18 +86,19 @@ export const approveCommands: Command[] = [
       }
       if (view.status !== 'pending') throw new OutpostError('APPROVAL_CLOSED', `request ${id} is ${view.status}`);
       const seed = loadOrCreateKeyFile(resolve(ctx.io.cwd, keyFile), { create: false }).seed;
-      const sig = toBase64Url(signEd25519(seed, QUORUM_APPROVAL_CONTEXT, canonicalBytes(request)));
-      const after = await client.request<ApprovalView>('POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, {
+      const context = approving ? QUORUM_APPROVAL_CONTEXT : QUORUM_DENIAL_CONTEXT;
+      const sig = toBase64Url(signEd25519(seed, context, canonicalBytes(request)));
+      const after = await client.request<ApprovalView>('POST', `/v1/approvals/${encodeURIComponent(id)}/${decision}`, {
         approver,
         sig,
       });
       print(ctx, after, () =>
         [
-          `approved as ${approver}: ${after.deviceName}.${after.tool} ${JSON.stringify(after.args)} (${after.safetyClass})`,
+          `${approving ? 'approved' : 'denied'} as ${approver}: ${after.deviceName}.${after.tool} ${JSON.stringify(after.args)} (${after.safetyClass})`,
           `  requested by ${after.requester}; ${after.approvers.length} of ${after.needed} approvals; ${after.status}; expires ${when(after.expMs)}`,
         ].join('\n'),
       );
       return 0;
     },
-  },
-];
+  };
+}

@@ -271,13 +271,15 @@ export const controlplaneCommands: Command[] = [
   {
     path: ['controlplane', 'enroll-token'],
     summary: 'mint a single-use, expiring enroll token for a device (printed once, or written 0600 with --out)',
-    usage: '[--ttl 1h] [--role device|gateway] [--label KEY=VALUE]… [--hold-manifest] [--out FILE]',
+    usage: '[--ttl 1h] [--role device|gateway] [--label KEY=VALUE]… [--hold-manifest] [--manifest FILE] [--out FILE]',
     options: {
       ...CLIENT_OPTIONS,
       ttl: { type: 'string' },
       role: { type: 'string' },
       label: { type: 'string', multiple: true },
       'hold-manifest': { type: 'boolean' },
+      // The device's manifest (`outpost agent manifest` on it): the token then also enrolls it over LoRa.
+      manifest: { type: 'string' },
       out: { type: 'string' },
     },
     async run(ctx) {
@@ -290,6 +292,15 @@ export const controlplaneCommands: Command[] = [
       const role = optString(ctx, 'role');
       if (role !== undefined && role !== 'device' && role !== 'gateway')
         throw new OutpostError('USAGE', '--role is device or gateway');
+      const manifestFile = optString(ctx, 'manifest');
+      let manifest: unknown;
+      if (manifestFile) {
+        try {
+          manifest = JSON.parse(readFileSync(resolve(ctx.io.cwd, manifestFile), 'utf8'));
+        } catch (e) {
+          throw new OutpostError('USAGE', `--manifest ${manifestFile}: ${(e as Error).message}`);
+        }
+      }
       const client = controlPlaneClient(ctx);
       const r = await client.request<{
         token: string;
@@ -297,7 +308,9 @@ export const controlplaneCommands: Command[] = [
         expiresAtMs: number;
         tid: string;
         role: string;
+        lora?: { manifestHash: string; device: string };
       }>('POST', '/v1/operator/enroll-token', {
+        ...(manifest ? { manifest } : {}),
         ...(optString(ctx, 'ttl') ? { ttlSeconds: parseDurationSeconds(optString(ctx, 'ttl')!) } : {}),
         ...(role ? { role } : {}),
         ...(Object.keys(labels).length ? { labels } : {}),
@@ -307,7 +320,7 @@ export const controlplaneCommands: Command[] = [
       const file = out ? writeSecretFile(ctx, out, r.token) : undefined;
       print(ctx, file ? { ...r, token: undefined, tokenFile: file } : r, () =>
         file
-          ? `enroll token ${r.tokenId} (${r.role}) written to ${file}; expires ${when(r.expiresAtMs)}\n  on the device: outpost enroll --url ${client.url} --token-file ${out}`
+          ? `enroll token ${r.tokenId} (${r.role}) written to ${file}; expires ${when(r.expiresAtMs)}\n  on the device: outpost enroll --url ${client.url} --token-file ${out}${r.lora ? `\n  or over LoRa (manifest ${r.lora.manifestHash} registered): outpost agent lora-enroll --token-file ${out}` : ''}`
           : `${r.token}\n(enroll token ${r.tokenId}, ${r.role}, expires ${when(r.expiresAtMs)}; single use)`,
       );
       return 0;

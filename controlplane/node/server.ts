@@ -71,6 +71,8 @@ async function writeResponse(res: ServerResponse, response: Response): Promise<v
     return;
   }
   const reader = response.body.getReader();
+  // A long response (the event stream) ends when the client goes away: cancel it so its producer lets go.
+  res.once('close', () => void reader.cancel().catch(() => undefined));
   try {
     for (;;) {
       const { done, value } = await reader.read();

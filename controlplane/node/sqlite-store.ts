@@ -172,6 +172,21 @@ export const CONTROLPLANE_MIGRATIONS: MigrationSet = {
           next_down_seq INTEGER NOT NULL -- never handed out twice: LoRa nonces derive from it
         ) STRICT, WITHOUT ROWID;`,
     },
+    {
+      version: 3,
+      name: 'approval denials: who refused, with their signature (quorum.md §4.1)',
+      up: `
+        ALTER TABLE cp_approval_requests ADD COLUMN denial TEXT; -- {approver, sig, atMs} once denied`,
+    },
+    {
+      version: 4,
+      name: 'enroll tokens usable over LoRa: their LoRa id, the nonce the vault derives them from, the registered manifest',
+      up: `
+        ALTER TABLE cp_enroll_tokens ADD COLUMN lora_id TEXT;     -- hex LoRa token id (lora-frames.md §4.10.1)
+        ALTER TABLE cp_enroll_tokens ADD COLUMN lora_nonce BLOB;  -- token = vault MAC of this: never stored itself
+        ALTER TABLE cp_enroll_tokens ADD COLUMN manifest TEXT;    -- the device's manifest, registered with the token
+        CREATE UNIQUE INDEX cp_enroll_tokens_lora ON cp_enroll_tokens (lora_id) WHERE lora_id IS NOT NULL;`,
+    },
   ],
 };
 
@@ -214,6 +229,7 @@ interface ApprovalRow {
   status: string;
   quorum: string | null;
   used_ms: number | null;
+  denial: string | null;
 }
 
 /** Rows this store writes are trusted: they were validated before they were written. */
@@ -257,10 +273,12 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     ),
     keyGet: sql.prepare('SELECT * FROM cp_operator_keys WHERE key_id = ?'),
     tokenInsert: sql.prepare(
-      `INSERT INTO cp_enroll_tokens (token_hash, token_id, tid, role, labels, hold_manifest, created_ms, expires_ms, created_by)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO cp_enroll_tokens (token_hash, token_id, tid, role, labels, hold_manifest, created_ms, expires_ms, created_by,
+         lora_id, lora_nonce, manifest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokenGet: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE token_hash = ?'),
+    tokenByLoraId: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE lora_id = ?'),
     tokenList: sql.prepare('SELECT * FROM cp_enroll_tokens WHERE tid = ? ORDER BY created_ms DESC LIMIT 500'),
     tokenUse: sql.prepare(
       'UPDATE cp_enroll_tokens SET used_ms = ?, used_by = ? WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?',
@@ -332,6 +350,9 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     ),
     approvalApproved: sql.prepare(
       "UPDATE cp_approval_requests SET status = 'approved', quorum = ? WHERE request_id = ? AND status = 'pending'",
+    ),
+    approvalDeny: sql.prepare(
+      "UPDATE cp_approval_requests SET status = 'denied', denial = ? WHERE request_id = ? AND status = 'pending'",
     ),
     approvalUse: sql.prepare(
       "UPDATE cp_approval_requests SET status = 'used', used_ms = ? WHERE request_id = ? AND status = 'approved'",
@@ -411,6 +432,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     ),
     ...(r.quorum ? { quorum: r.quorum } : {}),
     ...(r.used_ms !== null ? { usedMs: r.used_ms } : {}),
+    ...(r.denial ? { denial: parse<ApprovalRecord>(r.denial) } : {}),
   });
 
   const toToken = (r: Record<string, unknown>): EnrollTokenRecord => ({
@@ -424,6 +446,15 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     expiresMs: r.expires_ms as number,
     createdBy: r.created_by as string,
     ...(r.used_ms !== null ? { usedMs: r.used_ms as number, usedBy: (r.used_by as string) ?? '' } : {}),
+    ...(r.lora_id
+      ? {
+          lora: {
+            id: r.lora_id as string,
+            nonce: new Uint8Array(r.lora_nonce as Uint8Array),
+            manifest: parse<CapabilityManifest>(r.manifest as string),
+          },
+        }
+      : {}),
   });
 
   const toRevocation = (r: Record<string, unknown>): RevocationRecord => ({
@@ -508,11 +539,18 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
           t.createdMs,
           t.expiresMs,
           t.createdBy,
+          t.lora?.id ?? null,
+          t.lora?.nonce ?? null,
+          t.lora ? canonicalize(t.lora.manifest) : null,
         ),
       );
     },
     async getEnrollToken(tokenHash) {
       const r = db.read(() => q.tokenGet.get(tokenHash)) as Record<string, unknown> | undefined;
+      return r ? toToken(r) : undefined;
+    },
+    async getEnrollTokenByLoraId(loraId) {
+      const r = db.read(() => q.tokenByLoraId.get(loraId)) as Record<string, unknown> | undefined;
       return r ? toToken(r) : undefined;
     },
     async listEnrollTokens(tid) {
@@ -680,7 +718,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
           .prepare(
             `SELECT d.device, t.seq, t.stream, t.ts_ms, t.value, t.quality, t.misfit, t.received_ms
              FROM cp_telemetry t JOIN cp_devices d ON d.num = t.dev WHERE ${where.join(' AND ')}
-             ORDER BY d.device, t.seq LIMIT ?`,
+             ORDER BY d.device ${query.newest ? 'DESC' : ''}, t.seq ${query.newest ? 'DESC' : ''} LIMIT ?`,
           )
           .all(...params, query.limit),
       ) as {
@@ -693,6 +731,7 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
         misfit: number;
         received_ms: number;
       }[];
+      if (query.newest) rows.reverse();
       return rows.map(
         (r): TelemetryRow => ({
           device: r.device,
@@ -782,6 +821,9 @@ export function createSqliteControlPlaneStore(options: SqliteStoreOptions): Cont
     },
     async markApproved(id, quorum) {
       db.write(() => q.approvalApproved.run(quorum, id));
+    },
+    async markDenied(id, denial) {
+      return db.write(() => q.approvalDeny.run(canonicalize(denial), id).changes === 1);
     },
     async consumeApproval(key, nowMs) {
       return db.write(() => {

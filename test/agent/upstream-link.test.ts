@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { enroll, readEnrollment, readToken } from '../../agent/enrollment.ts';
+import { enroll, readEnrollment, readPolicy, readToken } from '../../agent/enrollment.ts';
 import { createUpstreamLink, type UpstreamLink } from '../../agent/upstream-link.ts';
 import { toBase64Url, utf8 } from '../../protocol/bytes.ts';
 import { canonicalBytes } from '../../protocol/canonical-json.ts';
@@ -15,6 +15,7 @@ import type { Clock } from '../../protocol/clock.ts';
 import { OutpostError } from '../../protocol/errors.ts';
 import { createLogger } from '../../protocol/log.ts';
 import { manifestHash } from '../../protocol/manifest.ts';
+import { approverPublicKey } from '../../protocol/quorum.ts';
 import { signEd25519 } from '../../protocol/signing.ts';
 import { encodeTelemetryUnit, signTelemetryUnit } from '../../protocol/telemetry.ts';
 import { AUDIT_CHECKPOINT_CONTEXT } from '../../store/audit.ts';
@@ -368,6 +369,76 @@ describe('upstream link', () => {
         }),
         (e) => e instanceof OutpostError && e.code === 'ALREADY_ENROLLED',
       );
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('upstream link: quorum policy updates (quorum.md §2.3)', () => {
+  let cp: TestControlPlane;
+  before(async () => {
+    cp = await startTestControlPlane();
+  });
+  after(() => cp.close());
+
+  it('installs what tightens, refuses what a control plane alone would widen, and says so', async () => {
+    const r = await rig(cp, 'link-policy');
+    const key = (n: number) => approverPublicKey(new Uint8Array(32).fill(n));
+    const setPolicy = async (approvers: { id: string; publicKey: string }[], rules: unknown[] = []) => {
+      const res = await api(cp.url, '/v1/operator/policy', {
+        method: 'PUT',
+        body: { approvers, rules },
+        auth: cp.operatorKey,
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    const installed = () => readPolicy(r.stateDir)?.approvers.map((a) => a.id);
+    try {
+      await r.link.start();
+      await online(r.link);
+      // Approvers added one at a time: the policy is not in force until two are there.
+      let next = r.watch.next(/"link.policy"/);
+      await setPolicy([{ id: 'ann', publicKey: key(1) }]);
+      await next;
+      next = r.watch.next(/"link.policy"/);
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'bob', publicKey: key(2) },
+        { id: 'cy', publicKey: key(3) },
+      ]);
+      await next;
+      assert.deepEqual(installed(), ['ann', 'bob', 'cy']);
+      // A new key (the control plane appointing its own approver) is refused; the installed policy stays.
+      const refused = r.watch.next(/link.policy_refused/);
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'bob', publicKey: key(2) },
+        { id: 'cp', publicKey: key(9) },
+      ]);
+      assert.match(await refused, /QUORUM_POLICY_UNAUTHORIZED/);
+      assert.deepEqual(installed(), ['ann', 'bob', 'cy']);
+      // Removing an approver tightens: installed without anyone's endorsement.
+      next = r.watch.next(/"link.policy"/);
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'bob', publicKey: key(2) },
+      ]);
+      await next;
+      assert.deepEqual(installed(), ['ann', 'bob']);
+      // Shrinking below two approvers is a tightening too, but it does not reopen the policy to new keys: else a
+      // control plane could shrink it and then fill it with its own.
+      next = r.watch.next(/"link.policy"/);
+      await setPolicy([{ id: 'ann', publicKey: key(1) }]);
+      await next;
+      assert.deepEqual(installed(), ['ann']);
+      const refusedAgain = r.watch.next(/link.policy_refused/);
+      await setPolicy([
+        { id: 'ann', publicKey: key(1) },
+        { id: 'cp', publicKey: key(9) },
+      ]);
+      assert.match(await refusedAgain, /QUORUM_POLICY_UNAUTHORIZED/);
+      assert.deepEqual(installed(), ['ann']);
     } finally {
       await r.close();
     }

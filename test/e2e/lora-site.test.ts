@@ -115,6 +115,58 @@ async function until(fn: () => boolean | Promise<boolean>, timeoutMs: number, wh
   }
 }
 
+/** agent.toml of a LoRa-only sensor on the radio at `radioPath`. */
+function agentToml(name: string, radioPath: string): string {
+  return `[agent]
+name = "${name}"
+log_level = "debug"
+
+[paths]
+state_dir = "${name}"
+socket = "${name}/agent.sock"
+
+[mcp]
+http_enabled = false
+
+[metrics]
+enabled = false
+
+[uplink]
+mode = "lora"
+
+[lora]
+time_scale = ${TIME_SCALE}
+ack_timeout_s = 40
+frames_per_delivery = 2
+
+[[streams]]
+name = "env.temperature"
+unit = "Cel"
+priority = 5
+source = { kind = "ingest" }
+
+[[tools]]
+name = "env.sample"
+description = "Read the sensor now."
+safety_class = "read_only"
+output_schema = { type = "object", properties = { celsius = { type = "number" } }, required = ["celsius"] }
+[tools.exec]
+argv = ["/bin/echo", "{{\\"celsius\\": 21.5}}"]
+output = "json"
+
+[[tools]]
+name = "gate.open"
+description = "Open the field gate (physical: needs a quorum)."
+safety_class = "physical_actuation"
+input_schema = { type = "object", properties = { seconds = { type = "integer", minimum = 1, maximum = 60 } }, required = ["seconds"], additionalProperties = false }
+output_schema = { type = "object", properties = { opened = { type = "boolean" } }, required = ["opened"] }
+[tools.exec]
+argv = ["/bin/echo", "{{\\"opened\\": true}}"]
+output = "json"
+
+${rnode(radioPath)}`;
+}
+
 async function enrollToken(role: 'device' | 'gateway'): Promise<string> {
   const file = join(dir, `enroll-${role}-${Math.random().toString(36).slice(2)}.token`);
   await okJson(['controlplane', 'enroll-token', '--state-dir', cpDir, '--role', role, '--out', file, '--json']);
@@ -122,12 +174,12 @@ async function enrollToken(role: 'device' | 'gateway'): Promise<string> {
 }
 
 before(async () => {
-  // The air: one gateway radio and one radio per agent.
+  // The air: one gateway radio, one radio per agent, one for the device that enrolls over LoRa.
   sim = run([
     'radio',
     'sim',
     '--rnode',
-    String(AGENTS + 1),
+    String(AGENTS + 2), // and one for a device that enrolls over the air
     '--loss',
     '0.2',
     '--time-scale',
@@ -222,57 +274,7 @@ time_scale = ${TIME_SCALE}
     const name = `sensor-${i}`;
     mkdirSync(join(dir, name), { mode: 0o700 });
     const config = join(dir, `${name}.toml`);
-    writeFileSync(
-      config,
-      `[agent]
-name = "${name}"
-log_level = "debug"
-
-[paths]
-state_dir = "${name}"
-socket = "${name}/agent.sock"
-
-[mcp]
-http_enabled = false
-
-[metrics]
-enabled = false
-
-[uplink]
-mode = "lora"
-
-[lora]
-time_scale = ${TIME_SCALE}
-ack_timeout_s = 40
-frames_per_delivery = 2
-
-[[streams]]
-name = "env.temperature"
-unit = "Cel"
-priority = 5
-source = { kind = "ingest" }
-
-[[tools]]
-name = "env.sample"
-description = "Read the sensor now."
-safety_class = "read_only"
-output_schema = { type = "object", properties = { celsius = { type = "number" } }, required = ["celsius"] }
-[tools.exec]
-argv = ["/bin/echo", "{{\\"celsius\\": 21.5}}"]
-output = "json"
-
-[[tools]]
-name = "gate.open"
-description = "Open the field gate (physical: needs a quorum)."
-safety_class = "physical_actuation"
-input_schema = { type = "object", properties = { seconds = { type = "integer", minimum = 1, maximum = 60 } }, required = ["seconds"], additionalProperties = false }
-output_schema = { type = "object", properties = { opened = { type = "boolean" } }, required = ["opened"] }
-[tools.exec]
-argv = ["/bin/echo", "{{\\"opened\\": true}}"]
-output = "json"
-
-${rnode(air.radios[i]!.path)}`,
-    );
+    writeFileSync(config, agentToml(name, air.radios[i]!.path));
     const enrolled = await okJson<{ device: string }>(
       ['enroll', '--url', cpUrl, '--token-file', '-', '--config', config, '--json'],
       await enrollToken('device'),
@@ -437,6 +439,63 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
     assert.deepEqual(opened.structuredContent, { opened: true });
   });
 
+  it('keeps a LoRa-only device’s trust current: a rotated signing key and a tightened policy arrive over the air', async () => {
+    // A new active signing key: calls are now signed with a key the devices did not get at enrollment.
+    const rotated = await okJson<{ jwks: { keys: { kid: string; status: string }[] } }>([
+      'controlplane',
+      'keys',
+      'rotate',
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const active = rotated.jwks.keys.find((k) => k.status === 'active')!.kid;
+    // A tightening the devices install without anyone's endorsement: a rule for the gate's tools.
+    await okJson([
+      'controlplane',
+      'policy',
+      'set-rule',
+      '--tool',
+      'gate.*',
+      '--k',
+      '2',
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const trust = (file: string) => {
+      try {
+        return readFileSync(join(dir, 'sensor-1', 'trust', file), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    assert.ok(!trust('jwks.json').includes(active), 'sensor-1 did not have the new key yet');
+    // The first call after the rotation passes the device's gate: the key goes ahead of the call.
+    const r = (await mcp.callTool(
+      { name: 'sensor-1.env.sample', arguments: {} },
+      undefined,
+      LORA_CALL,
+    )) as CallToolResult;
+    assert.equal(r.isError, undefined, JSON.stringify(r));
+    assert.deepEqual(r.structuredContent, { celsius: 21.5 });
+    assert.ok(trust('jwks.json').includes(active), 'the new key is installed');
+    // The policy went in the same run; its frames may still be on their way (20 % loss).
+    await until(() => trust('approval-policy.json').includes('gate.*'), 120_000, 'the tightened policy on sensor-1');
+    // A device that is only heard (no call) is brought up to date too: the next policy change arrives with its next
+    // reading.
+    await okJson(['controlplane', 'policy', 'set-rule', '--tool', 'env.*', '--k', '2', '--state-dir', cpDir, '--json']);
+    const sensor3 = agents[2]!;
+    await createLocalApiClient({ socketPath: sensor3.socket }).post('/v1/telemetry', {
+      records: [{ stream: 'env.temperature', value: 22.2 }],
+    });
+    await until(
+      () => readFileSync(join(dir, sensor3.name, 'trust', 'approval-policy.json'), 'utf8').includes('env.*'),
+      120_000,
+      'the policy on sensor-3 after its reading was heard',
+    );
+  });
+
   it('keeps every transmitter within its duty-cycle budget, by the air’s own accounting', async () => {
     const { air: stats } = await simStats();
     const ports = Object.values(stats.ports);
@@ -492,5 +551,76 @@ describe('a LoRa site: 3 LoRa-only agents, a gateway with a flapping backhaul, 2
       'a frame of the revoked device dropped at the gateway',
     );
     assert.equal((await stored(a.did)).size, before, 'nothing of the revoked device was stored after the revocation');
+  });
+
+  it('enrolls a device that never had IP over LoRa, its manifest registered with the enroll token', async () => {
+    const name = 'sensor-4';
+    mkdirSync(join(dir, name), { mode: 0o700 });
+    const config = join(dir, `${name}.toml`);
+    writeFileSync(config, agentToml(name, air.radios[AGENTS + 1]!.path));
+    // On the device: its manifest, carried to the operator (here: a file).
+    const manifestFile = join(dir, `${name}.manifest.json`);
+    const m = await okJson<{ device: string; hash: string }>([
+      'agent',
+      'manifest',
+      '--config',
+      config,
+      '--out',
+      manifestFile,
+      '--json',
+    ]);
+    // At the control plane: a token with that manifest registered.
+    const tokenFile = join(dir, `${name}.token`);
+    const minted = await okJson<{ lora: { manifestHash: string; device: string } }>([
+      'controlplane',
+      'enroll-token',
+      '--state-dir',
+      cpDir,
+      '--manifest',
+      manifestFile,
+      '--out',
+      tokenFile,
+      '--json',
+    ]);
+    assert.deepEqual(minted.lora, { manifestHash: m.hash, device: m.device });
+    // Back on the device: the token typed in, the request over the air, through the gateway.
+    const enrolled = await okJson<{ id: string; tid: string }>(
+      // Device time runs TIME_SCALE× faster on the simulated air: 2400 s of it are 2 min here.
+      ['agent', 'lora-enroll', '--token-file', '-', '--config', config, '--timeout-s', '2400', '--json'],
+      readFileSync(tokenFile, 'utf8'),
+    );
+    assert.deepEqual(enrolled, { id: m.device, tid, manifestHash: m.hash });
+    const listed = await okJson<{ devices: { name: string; device: string; lora: { reachable: boolean } | null }[] }>([
+      'controlplane',
+      'devices',
+      '--state-dir',
+      cpDir,
+      '--json',
+    ]);
+    const s4 = listed.devices.find((d) => d.name === name);
+    assert.equal(s4?.device, m.device);
+    assert.equal(s4?.lora?.reachable, true);
+    // It runs on LoRa from here: its telemetry is stored, and a call reaches it.
+    const proc = run(['agent', 'run', '--config', config]);
+    await until(() => proc.stderr().includes('state=connected'), 60_000, 'sensor-4 connected over LoRa');
+    const r = await createLocalApiClient({ socketPath: join(dir, name, 'agent.sock') }).post<{ seqs: number[] }>(
+      '/v1/telemetry',
+      { records: [{ stream: 'env.temperature', value: 19.5 }] },
+    );
+    await until(
+      async () => {
+        const st = await stored(m.device);
+        return r.seqs.every((q) => st.has(q));
+      },
+      120_000,
+      'sensor-4 telemetry stored',
+    );
+    const called = (await mcp.callTool(
+      { name: 'sensor-4.env.sample', arguments: {} },
+      undefined,
+      LORA_CALL,
+    )) as CallToolResult;
+    assert.equal(called.isError, undefined, JSON.stringify(called));
+    await proc.stop('SIGTERM');
   });
 });

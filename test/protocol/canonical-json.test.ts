@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { fromHex, fromUtf8, toHex, utf8 } from '../../protocol/bytes.ts';
-import { canonicalBytes, canonicalize, MAX_JSON_DEPTH, parseJson } from '../../protocol/canonical-json.ts';
+import {
+  canonicalBytes,
+  canonicalize,
+  MAX_JSON_DEPTH,
+  parseJson,
+  utf8ByteLength,
+} from '../../protocol/canonical-json.ts';
 import { isOutpostError } from '../../protocol/errors.ts';
 import { vectorJson } from '../support/protocol-vectors.ts';
 
@@ -238,5 +244,15 @@ describe('RFC 8785 canonical JSON', () => {
         }),
       );
     });
+  });
+
+  it('measures UTF-8 length without encoding, as an encoder would (lone surrogates as U+FFFD)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), (a, b) => {
+        for (const t of [a, b, a + b]) assert.equal(utf8ByteLength(t), Buffer.byteLength(t, 'utf8'));
+      }),
+    );
+    assert.equal(utf8ByteLength('\ud800'), 3);
+    assert.equal(utf8ByteLength('\ud83d\ude00'), 4);
   });
 });

@@ -395,6 +395,29 @@ describe('quorum: policy updates (a control plane cannot appoint its own approve
     assert.deepEqual(checkPolicyUpdate(installed, swapped), { policy: swapped, serial: 0 });
   });
 
+  it('a policy not yet in force (fewer approvers than any physical quorum) is replaced like a first policy', () => {
+    const one: QuorumPolicy = { ...v.policy, approvers: v.policy.approvers.slice(0, 1), rules: [] };
+    const withRogue = { ...one, approvers: [v.policy.approvers[0]!, { id: 'cp', publicKey: rogue }] };
+    assert.deepEqual(checkPolicyUpdate({ policy: one, serial: 4 }, withRogue), { policy: withRogue, serial: 4 });
+    // Once two approvers are installed, a quorum is possible and the same widening is refused.
+    throwsCode(
+      () => checkPolicyUpdate({ policy: { ...one, approvers: v.policy.approvers.slice(0, 2) }, serial: 0 }, withRogue),
+      'QUORUM_POLICY_UNAUTHORIZED',
+    );
+    // Once a policy was in force on the device, shrinking it below the threshold does not reopen it: otherwise a
+    // control plane could remove approvers (a tightening) and then add its own.
+    throwsCode(
+      () => checkPolicyUpdate({ policy: one, serial: 0, wasInForce: true }, withRogue),
+      'QUORUM_POLICY_UNAUTHORIZED',
+    );
+    // The tenant still has to match.
+    throwsCode(
+      () =>
+        checkPolicyUpdate({ policy: one, serial: 0 }, { ...withRogue, tid: '0e6c3a3d-952c-55af-be8a-3d562dcf52c8' }),
+      'QUORUM_WRONG_TENANT',
+    );
+  });
+
   it('tightening needs no endorsement: fewer approvers, higher k, more rules', () => {
     const tighter: QuorumPolicy = {
       ...v.policy,

@@ -6,6 +6,8 @@ export interface SoakSample {
   readonly minute: number;
   readonly rssMb: number;
   readonly heapMb: number;
+  /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
+  readonly externalMb?: number;
   readonly handles: number;
   /** Queue depth the process reports (outbox items, uplink queue), when it has one. */
   readonly queueDepth?: number;

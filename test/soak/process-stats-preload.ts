@@ -11,7 +11,11 @@ if (dir) {
   const file = join(dir, `${process.pid}.jsonl`);
   const every = Number(process.env.OUTPOST_SOAK_STATS_INTERVAL_MS) || 10_000;
   const argv = process.argv.slice(2);
+  // With --expose-gc (the soak sets it), a full collection first: the heap figure is then what is live, not where
+  // the collector happened to be in its cycle.
+  const collect = (globalThis as { gc?: () => void }).gc;
   const sample = () => {
+    collect?.();
     const m = process.memoryUsage();
     const resources = process.getActiveResourcesInfo();
     const line = {
@@ -22,6 +26,7 @@ if (dir) {
       heapUsedBytes: m.heapUsed,
       heapTotalBytes: m.heapTotal,
       externalBytes: m.external,
+      arrayBuffersBytes: m.arrayBuffers,
       handles: resources.length,
       resources: Object.fromEntries([...new Set(resources)].map((r) => [r, resources.filter((x) => x === r).length])),
     };

@@ -59,6 +59,7 @@ interface StatsLine {
   argv: string[];
   rssBytes: number;
   heapUsedBytes: number;
+  externalBytes: number;
   handles: number;
 }
 
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
     refreshMs: Math.min(o.intervalS * 1000, 30_000),
     env: {
       ...process.env,
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${PRELOAD}`.trim(),
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import ${PRELOAD}`.trim(),
       OUTPOST_SOAK_STATS_DIR: statsDir,
       OUTPOST_SOAK_STATS_INTERVAL_MS: String((o.intervalS * 1000) / 2),
     },
@@ -215,6 +216,7 @@ async function main(): Promise<number> {
           minute,
           rssMb: s.rssBytes / 1e6,
           heapMb: s.heapUsedBytes / 1e6,
+          externalMb: s.externalBytes / 1e6,
           handles: s.handles,
           ...(depths.has(name) ? { queueDepth: depths.get(name)! } : {}),
         });
@@ -245,6 +247,7 @@ async function main(): Promise<number> {
     name: m.name,
     rss: growthAfterWarmup(m.samples, (s) => s.rssMb, o.warmupMin, windowMin),
     heap: growthAfterWarmup(m.samples, (s) => s.heapMb, o.warmupMin, windowMin),
+    external: growthAfterWarmup(m.samples, (s) => s.externalMb ?? 0, o.warmupMin, windowMin),
     handles: m.samples.map((s) => s.handles),
     maxQueue: Math.max(...m.samples.map((s) => s.queueDepth ?? 0)),
   }));
@@ -259,6 +262,7 @@ async function main(): Promise<number> {
     { title: 'process' },
     { title: 'RSS after warm-up → end' },
     { title: 'heap after warm-up → end' },
+    { title: 'external (buffers) → end' },
     { title: 'handles min–max', align: 'right' as const },
     { title: 'max queue depth', align: 'right' as const },
     { title: 'verdict' },
@@ -267,6 +271,7 @@ async function main(): Promise<number> {
     v.name,
     fmt(v.rss),
     fmt(v.heap),
+    fmt(v.external),
     `${Math.min(...v.handles)}–${Math.max(...v.handles)}`,
     String(v.maxQueue),
     failed.includes(v) ? `FAIL (> ${MAX_GROWTH_PERCENT} %)` : 'pass',
