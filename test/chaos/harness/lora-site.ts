@@ -301,8 +301,9 @@ export async function whileForwarding(site: LoraSite, frames: number, timeoutMs:
       if (s.uplink.forwarded >= start + frames) return s;
     }
     if (performance.now() - t0 > timeoutMs) {
+      const agents = site.agents.map((a) => a.rig.process.tail(8)).join('\n');
       throw new Error(
-        `the gateway forwarded no ${frames} more frames within ${timeoutMs} ms\n${site.gateway.tail(20)}`,
+        `the gateway forwarded no ${frames} more frames within ${timeoutMs} ms; radio ${JSON.stringify(s?.radios[0]?.frames)}, uplink ${JSON.stringify(s?.uplink)}\n${site.gateway.tail(10)}\n${agents}`,
       );
     }
     await new Promise((r) => setTimeout(r, 20));
