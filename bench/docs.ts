@@ -184,7 +184,7 @@ export function renderBenchmarksDoc(inputs: DocInputs): string {
     '| --- | --- |',
     '| `npm run bench` | every `bench/*.bench.ts`; writes `bench/results/` and this page (`npm run bench -- NAME` for one) |',
     '| `npm run fuzz -- --cases N` | every decoder of outside bytes in `test/fuzz/decoders.ts` (default 1,000,000 cases each) |',
-    '| `npm run chaos` | real processes on loopback under kill -9, a misbehaving TCP proxy, full disks and clock jumps |',
+    '| `npm run chaos` | real processes on loopback under kill -9, a misbehaving TCP proxy, full disks, clock jumps, and a LoRa site whose gateway is killed, loses its radio and fills its disk |',
     '| `npm run soak -- --hours H` | control plane, gateway and agents on emulated radios under steady load, sampled every minute |',
     '',
   );
@@ -307,7 +307,12 @@ export function renderBenchmarksDoc(inputs: DocInputs): string {
     );
   }
 
-  push('## Chaos', '');
+  push(
+    '## Chaos',
+    '',
+    'What each scenario does and checks, and which run in `npm test` (short variants): test/chaos/README.md.',
+    '',
+  );
   if (!inputs.chaos) push('`npm run chaos` has not been run yet.', '');
   else {
     const c = inputs.chaos;

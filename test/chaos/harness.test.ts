@@ -138,6 +138,34 @@ describe('TCP proxy', () => {
       server.close();
     }
   });
+
+  it('passes plain HTTP requests and responses with bodies whole (not taken for WebSocket frames)', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => res.end(JSON.stringify({ echoed: body })));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const proxy = await startTcpProxy({ targetPort: (server.address() as { port: number }).port });
+    try {
+      for (const mode of [{ kind: 'pass' }, { kind: 'reorder', window: 4 }] as const) {
+        proxy.setMode(mode);
+        const payload = JSON.stringify({ mode: mode.kind, pad: 'x'.repeat(5_000) });
+        const res = await fetch(`http://127.0.0.1:${proxy.port}/enroll`, {
+          method: 'POST',
+          body: payload,
+          signal: AbortSignal.timeout(10_000),
+        });
+        assert.deepEqual(await res.json(), { echoed: payload });
+      }
+    } finally {
+      await proxy.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });
 
 describe('full disks', () => {

@@ -6,6 +6,9 @@ import { agentDiskFull } from './scenarios/agent-disk-full.ts';
 import { agentKill9 } from './scenarios/agent-kill9.ts';
 import { backhaulOutage } from './scenarios/backhaul-outage.ts';
 import { controlPlaneKill9 } from './scenarios/controlplane-kill9.ts';
+import { gatewayDiskFull } from './scenarios/gateway-disk-full.ts';
+import { gatewayKill9 } from './scenarios/gateway-kill9.ts';
+import { gatewayRadioStorm } from './scenarios/gateway-radio-storm.ts';
 import { linkFaults } from './scenarios/link-faults.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -15,4 +18,7 @@ export const SCENARIOS: readonly Scenario[] = [
   backhaulOutage,
   agentDiskFull,
   agentClockJumps,
+  gatewayKill9,
+  gatewayRadioStorm,
+  gatewayDiskFull,
 ];

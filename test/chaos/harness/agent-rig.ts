@@ -28,6 +28,8 @@ export interface AgentRig {
 
 export interface AgentRigOptions {
   readonly dir: string;
+  /** The device's name (default chaos-agent). */
+  readonly name?: string;
   /** State directory (default DIR/state), e.g. a tiny disk. */
   readonly stateDir?: string;
   /** TOML appended to the generated config (uplink, queue caps…). */
@@ -47,7 +49,7 @@ export function agentRig(o: AgentRigOptions): AgentRig {
     configFile,
     [
       '[agent]',
-      'name = "chaos-agent"',
+      `name = "${o.name ?? 'chaos-agent'}"`,
       '[paths]',
       `state_dir = "${stateDir}"`,
       `socket = "${socketPath}"`,
@@ -97,7 +99,15 @@ export interface ProducerTally {
  */
 export function startProducers(
   rig: AgentRig,
-  options: { producers: number; maxBatch: number; tally: ProducerTally; nextValue: () => number; random: () => number },
+  options: {
+    producers: number;
+    maxBatch: number;
+    tally: ProducerTally;
+    nextValue: () => number;
+    random: () => number;
+    /** A pause after each request (default none: as fast as the agent answers). */
+    pauseMs?: number;
+  },
 ): { stop(): Promise<void> } {
   let stopped = false;
   const loops = Array.from({ length: options.producers }, async () => {
@@ -111,6 +121,7 @@ export function startProducers(
           records: values.map((value) => ({ stream: CHAOS_STREAM, value })),
         });
         for (const [i, v] of values.entries()) options.tally.acked.set(v, r.seqs[i]!);
+        if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
       } catch (e) {
         options.tally.failedRequests++;
         const code = (e as { code?: string }).code ?? 'ERROR';

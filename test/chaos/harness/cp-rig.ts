@@ -13,11 +13,15 @@ export interface CpRig {
   readonly stateDir: string;
   readonly url: string;
   readonly port: number;
+  /** The tenant's id (a gateway's hub URL and config name it). */
+  readonly tid: string;
   readonly process: SupervisedProcess;
-  /** Mints an enroll token and runs `outpost enroll` for the agent (which must not be running yet). */
-  enroll(agent: AgentRig): Promise<void>;
-  /** Every stored record of `stream` (all devices), read through the operator API. */
-  stored(stream: string): Promise<QueuedRecord[]>;
+  /** Mints an enroll token and runs `outpost enroll` for the agent (which must not be running yet); its device id. */
+  enroll(agent: AgentRig): Promise<string>;
+  /** Mints a gateway enroll token and runs `outpost gateway enroll` (wrapped like the gateway, e.g. on a tiny disk). */
+  enrollGateway(configFile: string, wrap?: ProcessSpec['wrap']): Promise<void>;
+  /** Every stored record of `stream` (of one device, or all when there is one), read through the operator API. */
+  stored(stream: string, device?: string): Promise<QueuedRecord[]>;
 }
 
 /** A TCP port free right now on 127.0.0.1. */
@@ -33,8 +37,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Runs one CLI command to completion; resolves with stdout, rejects with its output on a non-zero exit. */
-export async function cli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<string> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export async function cli(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  wrap?: ProcessSpec['wrap'],
+): Promise<string> {
+  const [command, argv] = wrap ? wrap(process.execPath, [CLI, ...args]) : [process.execPath, [CLI, ...args]];
+  const child = spawn(command, [...argv], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -55,7 +64,7 @@ export async function cpRig(o: {
   nodeArgs?: readonly string[];
 }): Promise<CpRig> {
   const stateDir = join(o.dir, 'cp');
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const init = JSON.parse(
     await cli([
       'controlplane',
@@ -64,11 +73,12 @@ export async function cpRig(o: {
       stateDir,
       '--listen',
       `127.0.0.1:${port}`,
+      ...(o.publicUrl ? ['--public-url', o.publicUrl] : []),
       '--tenant',
       'chaos',
       '--json',
     ]),
-  ) as { operatorKey: string };
+  ) as { operatorKey: string; tenant: { tid: string } };
   const url = `http://127.0.0.1:${port}`;
   const proc = superviseProcess({
     name: 'controlplane',
@@ -83,16 +93,49 @@ export async function cpRig(o: {
     stateDir,
     url,
     port,
+    tid: init.tenant.tid,
     process: proc,
     async enroll(agent) {
       const tokenFile = join(o.dir, `enroll-${++tokens}.token`);
-      await cli(['controlplane', 'enroll-token', '--state-dir', stateDir, '--out', tokenFile]);
-      await cli(['enroll', '--url', url, '--token-file', tokenFile, '--config', agent.configFile]);
+      // The operator talks to the control plane directly, not through the public URL (maybe a proxy).
+      await cli(['controlplane', 'enroll-token', '--state-dir', stateDir, '--url', url, '--out', tokenFile]);
+      const out = await cli([
+        'enroll',
+        '--url',
+        url,
+        '--token-file',
+        tokenFile,
+        '--config',
+        agent.configFile,
+        '--json',
+      ]);
+      return (JSON.parse(out) as { device: string }).device;
     },
-    async stored(stream) {
+    async enrollGateway(configFile, wrap) {
+      const tokenFile = join(o.dir, `enroll-${++tokens}.token`);
+      await cli([
+        'controlplane',
+        'enroll-token',
+        '--state-dir',
+        stateDir,
+        '--url',
+        url,
+        '--role',
+        'gateway',
+        '--out',
+        tokenFile,
+      ]);
+      await cli(['gateway', 'enroll', '--url', url, '--token-file', tokenFile, '--config', configFile], {}, wrap);
+    },
+    async stored(stream, device) {
       const out: QueuedRecord[] = [];
       for (let after = -1; ; ) {
-        const q = new URLSearchParams({ stream, limit: '1000', ...(after >= 0 ? { after: String(after) } : {}) });
+        const q = new URLSearchParams({
+          stream,
+          limit: '1000',
+          ...(device ? { device } : {}),
+          ...(after >= 0 ? { after: String(after) } : {}),
+        });
         const res = await fetch(`${url}/v1/operator/telemetry?${q}`, {
           headers: { authorization: `Bearer ${init.operatorKey}` },
         });

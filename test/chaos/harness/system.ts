@@ -1,5 +1,6 @@
 // A control plane and an enrolled agent as real processes, optionally with the TCP proxy between them (the
-// agent enrolls through the proxy, so every later connection goes through it), and the end-to-end checks.
+// control plane's public URL is the proxy's, so the WSS URL the agent is given at enrollment goes through it),
+// and the end-to-end checks.
 
 import { type AgentRig, agentRig, CHAOS_STREAM, type ProducerTally, reconcile } from './agent-rig.ts';
 import { type CpRig, cpRig, freePort } from './cp-rig.ts';
@@ -27,24 +28,25 @@ export async function startSystem(o: SystemOptions): Promise<System> {
   const port = await freePort();
   const proxy = o.proxy ? await startTcpProxy({ targetPort: port }) : undefined;
   const cp = await cpRig({ dir: o.dir, port, ...(proxy ? { publicUrl: `http://127.0.0.1:${proxy.port}` } : {}) });
-  await cp.process.start();
   const agent = agentRig({
     dir: o.dir,
     ...(o.agentEnv ? { env: o.agentEnv } : {}),
     ...(o.agentToml ? { extraToml: o.agentToml } : {}),
   });
-  await cp.enroll(agent);
-  await agent.process.start();
-  return {
-    cp,
-    agent,
-    ...(proxy ? { proxy } : {}),
-    async close() {
-      await agent.process.kill9();
-      await cp.process.kill9();
-      await proxy?.close();
-    },
+  const close = async () => {
+    await agent.process.kill9();
+    await cp.process.kill9();
+    await proxy?.close();
   };
+  try {
+    await cp.process.start();
+    await cp.enroll(agent);
+    await agent.process.start();
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { cp, agent, ...(proxy ? { proxy } : {}), close };
 }
 
 /** Resolves when the agent's queue is empty (everything acknowledged by the control plane). */

@@ -33,22 +33,38 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** Splits a byte stream into whole WebSocket frames (RFC 6455 §5.2) once past the HTTP header. */
+/**
+ * Splits a byte stream into whole WebSocket frames (RFC 6455 §5.2) once past the HTTP header of an upgrade
+ * (a request with `Upgrade: websocket`, or a `101` response). Plain HTTP (enrollment, token refresh) is not
+ * framed: after a header that is not an upgrade, everything passes as raw bytes.
+ */
 class WsFrameSplitter {
   #buf = Buffer.alloc(0);
   #inHeader = true;
+  #plainHttp = false;
 
   /** Feeds bytes; returns passthrough bytes (HTTP) and complete frames (with their FIN/opcode). */
   push(chunk: Buffer): { raw: Buffer[]; frames: { bytes: Buffer; data: boolean }[] } {
-    this.#buf = Buffer.concat([this.#buf, chunk]);
     const raw: Buffer[] = [];
     const frames: { bytes: Buffer; data: boolean }[] = [];
+    if (this.#plainHttp) {
+      raw.push(chunk);
+      return { raw, frames };
+    }
+    this.#buf = Buffer.concat([this.#buf, chunk]);
     if (this.#inHeader) {
       const end = this.#buf.indexOf('\r\n\r\n');
       if (end < 0) return { raw, frames };
+      const header = this.#buf.subarray(0, end + 4).toString('latin1');
       raw.push(this.#buf.subarray(0, end + 4));
       this.#buf = this.#buf.subarray(end + 4);
       this.#inHeader = false;
+      if (!/^HTTP\/1\.1 101 /.test(header) && !/\r\nupgrade:\s*websocket\r\n/i.test(header)) {
+        this.#plainHttp = true;
+        if (this.#buf.length > 0) raw.push(this.#buf);
+        this.#buf = Buffer.alloc(0);
+        return { raw, frames };
+      }
     }
     for (;;) {
       if (this.#buf.length < 2) break;
