@@ -24,6 +24,8 @@ import type {
   ControlPlaneStore,
   DeviceRecord,
   KeyVault,
+  LoraProvisioned,
+  ProvisionedKind,
   Scheduler,
   SessionRegistry,
   ToolCallRequest,
@@ -52,6 +54,14 @@ export interface LoraEndpointDeps {
 export const PROVISION_REFRESH_MS = 24 * 3_600_000;
 /** Trust material waits at most this long at a gateway for its device. */
 const PROVISION_TTL_MS = 24 * 3_600_000;
+/**
+ * Rounds sent again after the first of a change, each on a later hearing of the device once the previous round left
+ * the gateway: at 20 % frame loss a two-frame CONTROL sent twice is lost with p = 0.36² ≈ 13 %; three rounds make it
+ * ≈ 0.2 %, and the daily refresh catches the rest.
+ */
+export const PROVISION_REPEATS = 2;
+/** A round the gateway has not reported on for this long no longer holds back the next one. */
+const IN_FLIGHT_MAX_MS = 15 * 60_000;
 
 /** A gateway's latest `lora.health` report and when this control plane received it (its wall clock). */
 export interface GatewayHealth {
@@ -204,6 +214,34 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
     return run;
   }
 
+  // CONTROL rounds whose frames are still queued at a gateway, by device: a repeat waits until the gateway reported
+  // the previous round done (expired or out of attempts), so that repeats never pile up behind the duty cycle.
+  const inFlight = new Map<string, Map<string, number>>();
+  const controlDevice = new Map<string, string>();
+
+  function busy(deviceId: string): boolean {
+    const ids = inFlight.get(deviceId);
+    if (!ids) return false;
+    const now = clock.monotonicMs();
+    for (const [id, sentMs] of ids) {
+      // A round the gateway never reports on (its queue refused it, it lost its state) stops holding the device.
+      if (now - sentMs < IN_FLIGHT_MAX_MS) return true;
+      ids.delete(id);
+      controlDevice.delete(id);
+    }
+    inFlight.delete(deviceId);
+    return false;
+  }
+
+  function roundLeftGateway(downlinkId: string): void {
+    const deviceId = controlDevice.get(downlinkId);
+    if (!deviceId) return;
+    controlDevice.delete(downlinkId);
+    const ids = inFlight.get(deviceId);
+    ids?.delete(downlinkId);
+    if (ids?.size === 0) inFlight.delete(deviceId);
+  }
+
   async function provisionNow(deviceId: string, force: boolean): Promise<void> {
     try {
       const d = await store.getDevice(deviceId);
@@ -213,26 +251,57 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
       const had = force ? undefined : await store.loraProvisioned(deviceId);
       const stale = !had || now - had.atMs >= PROVISION_REFRESH_MS || now < had.atMs;
       const m = await currentMaterial(d.tid);
-      const next = {
+      const next: { -readonly [K in keyof LoraProvisioned]: LoraProvisioned[K] } = {
         policyVersion: had?.policyVersion ?? -1,
         jwks: had?.jwks ?? '',
         issuer: had?.issuer ?? '',
         atMs: had?.atMs ?? now,
+        ...(had?.repeat ? { repeat: had.repeat } : {}),
       };
-      const send = (control: LoraControl) => relay.sendControl(ld, control, PROVISION_TTL_MS);
+      const sent: ProvisionedKind[] = [];
+      const send = async (kind: ProvisionedKind, control: LoraControl) => {
+        const id = await relay.sendControl(ld, control, PROVISION_TTL_MS);
+        if (!id) return false;
+        sent.push(kind);
+        const ids = inFlight.get(deviceId) ?? new Map<string, number>();
+        ids.set(id, clock.monotonicMs());
+        inFlight.set(deviceId, ids);
+        controlDevice.set(id, deviceId);
+        return true;
+      };
+      const issuerControl: LoraControl = { kind: 'issuer', value: { ...m.issuer } };
+      const jwksControl: LoraControl = { kind: 'jwks', value: m.jwks as unknown as JsonValue };
       if (stale || m.issuerText !== next.issuer) {
-        if (await send({ kind: 'issuer', value: { ...m.issuer } }))
-          Object.assign(next, { issuer: m.issuerText, atMs: now });
+        if (await send('issuer', issuerControl)) Object.assign(next, { issuer: m.issuerText, atMs: now });
       }
       if (m.policy && (stale || m.policy.version !== next.policyVersion)) {
         const value = m.policy.policy as unknown as JsonValue;
-        if (await send({ kind: 'quorum-policy', value }))
+        if (await send('quorum-policy', { kind: 'quorum-policy', value }))
           Object.assign(next, { policyVersion: m.policy.version, atMs: now });
       }
       if (stale || m.jwksText !== next.jwks) {
-        if (await send({ kind: 'jwks', value: m.jwks as unknown as JsonValue }))
-          Object.assign(next, { jwks: m.jwksText, atMs: now });
+        if (await send('jwks', jwksControl)) Object.assign(next, { jwks: m.jwksText, atMs: now });
       }
+      if (sent.length > 0) {
+        next.repeat = { kinds: sent, left: PROVISION_REPEATS };
+      } else if (had?.repeat && had.repeat.left > 0 && !busy(deviceId)) {
+        // Nothing changed since: the same material again, for the case every transmission of a round was lost.
+        const again: ProvisionedKind[] = [];
+        for (const kind of had.repeat.kinds) {
+          if (kind === 'quorum-policy' && !m.policy) continue;
+          const control: LoraControl =
+            kind === 'issuer'
+              ? issuerControl
+              : kind === 'jwks'
+                ? jwksControl
+                : { kind: 'quorum-policy', value: m.policy!.policy as unknown as JsonValue };
+          if (await send(kind, control)) again.push(kind);
+        }
+        if (again.length > 0)
+          log.info('lora.provision_repeated', { device: deviceId, kinds: again, left: had.repeat.left - 1 });
+        next.repeat = { kinds: had.repeat.kinds, left: had.repeat.left - (again.length > 0 ? 1 : 0) };
+      }
+      if (next.repeat && next.repeat.left <= 0) delete next.repeat;
       if (!had || JSON.stringify(next) !== JSON.stringify(had)) await store.saveLoraProvisioned(deviceId, next);
     } catch (e) {
       log.warning('lora.provision_failed', { device: deviceId, code: isOutpostError(e) ? e.code : 'INTERNAL' });
@@ -297,7 +366,10 @@ export function createLoraEndpoint(deps: LoraEndpointDeps): LoraEndpoint {
         log.info('lora.enroll_answered', { device: answer.target.device, status: answer.status, gateway });
       }
     },
-    onReport: (gateway, body) => relay.handleReport(gateway, body),
+    onReport(gateway, body) {
+      relay.handleReport(gateway, body);
+      for (const r of body.reports) if (r.state !== 'transmitted') roundLeftGateway(r.downlinkId);
+    },
     onHealth(gateway, name, body) {
       // Re-inserted so the map's order is by last report: the oldest one goes first when full.
       health.delete(gateway);

@@ -5,7 +5,7 @@
 import type { JsonValue } from '../protocol/canonical-json.ts';
 import type { BodyOf } from '../protocol/envelope.ts';
 import type { KeyRecord } from '../protocol/jwks.ts';
-import type { LoraSession, ReplayWindowState } from '../protocol/lora.ts';
+import type { LoraControlKind, LoraSession, ReplayWindowState } from '../protocol/lora.ts';
 import type { CapabilityManifest } from '../protocol/manifest.ts';
 import type { QuorumPolicy } from '../protocol/quorum.ts';
 import type { RuntimeClaims } from '../protocol/tokens.ts';
@@ -172,7 +172,15 @@ export interface LoraProvisioned {
   readonly issuer: string;
   /** Wall-clock ms of the last send. */
   readonly atMs: number;
+  /**
+   * Rounds still to send of the CONTROL kinds that changed last (lora-endpoint.ts): a device does not acknowledge
+   * CONTROL, so a change goes out again on later hearings of the device, once the previous round left the gateway.
+   */
+  readonly repeat?: { readonly kinds: readonly ProvisionedKind[]; readonly left: number };
 }
+
+/** The CONTROL kinds the control plane provisions (lora-frames.md §4.11; it never sends `revoke`). */
+export type ProvisionedKind = Exclude<LoraControlKind, 'revoke'>;
 
 export type RevocationKind = 'device' | 'token' | 'key';
 
