@@ -14,6 +14,7 @@ import { getFromGateway } from '../gateway/local-api.ts';
 import { agentConfig, DEMO_TIME_SCALE, gatewayConfig } from './demo-site.ts';
 import { type DemoSnapshot, renderSnapshot } from './demo-view.ts';
 import type { RadioSimInfo } from './radio-sim.ts';
+import { RUNTIME_V8_FLAGS } from './runtime-flags.ts';
 
 export interface DemoOptions {
   readonly stateDir: string;
@@ -40,7 +41,7 @@ interface Child {
 function self(args: readonly string[]): [string, string[]] {
   return isSea()
     ? [process.execPath, [...args]]
-    : [process.execPath, [resolve(import.meta.dirname, 'bin.ts'), ...args]];
+    : [process.execPath, [...RUNTIME_V8_FLAGS, resolve(import.meta.dirname, 'bin.ts'), ...args]];
 }
 
 /** A TCP relay standing for the gateway's backhaul: `down` cuts every connection and refuses new ones. */

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createGzip } from 'node:zlib';
 import { build as esbuild } from 'esbuild';
+import { RUNTIME_V8_FLAGS } from '../cli/runtime-flags.ts';
 import { systemClock } from '../protocol/clock.ts';
 import { OutpostError } from '../protocol/errors.ts';
 
@@ -313,6 +314,7 @@ async function buildArch(
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache: codeCache,
+      execArgv: RUNTIME_V8_FLAGS,
       assets,
     }),
   );

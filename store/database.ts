@@ -47,7 +47,16 @@ export interface OpenDatabaseOptions {
   fileMode?: number;
   /** Wall times before this are treated as unsynchronised (see store-time.ts). */
   plausibleWallMs?: number;
+  /** SQLite's own page cache for this connection, in KiB (default 2048; docs/store.md §Memory). */
+  cacheKiB?: number;
 }
+
+/**
+ * SQLite's page cache per connection. better-sqlite3 builds SQLite with 16 MiB; 2 MiB (SQLite's own default) holds
+ * the right-hand edges of the B-trees that appends touch, and the kernel's page cache holds the file anyway, so a
+ * larger one buys little on a Pi and costs resident memory that only fills up slowly (it looked like a leak in a soak).
+ */
+export const DEFAULT_CACHE_KIB = 2048;
 
 /** An open store file. `sqlite` is the raw handle for a component's own prepared statements. */
 export interface StoreDatabase {
@@ -328,6 +337,12 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
   const readonly = options.readonly ?? false;
   const sets = [CORE_MIGRATIONS, ...options.migrations];
   validateMigrations(sets);
+  const cacheKiB = options.cacheKiB ?? DEFAULT_CACHE_KIB;
+  if (!Number.isInteger(cacheKiB) || cacheKiB < 64 || cacheKiB > 1 << 20) {
+    throw new StoreError('STORE_BAD_ARGUMENT', `cacheKiB must be an integer 64..1048576, got ${cacheKiB}`, {
+      details: { path },
+    });
+  }
   const isNew = readonly ? !existsSync(path) : createPrivateFile(path, options.fileMode ?? 0o600);
   if (readonly && isNew) {
     throw new StoreError('STORE_CANTOPEN', `database file ${path} does not exist`, { details: { path } });
@@ -377,6 +392,8 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): StoreD
     // crash (docs/store.md §Durability). better-sqlite3 is built with WAL synchronous defaulting to NORMAL.
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('trusted_schema = OFF');
+    // Negative: a size in KiB rather than in pages.
+    sqlite.pragma(`cache_size = -${cacheKiB}`);
     sqlite.pragma('cell_size_check = ON');
     // Keep the WAL from staying huge on a small SD card after a burst.
     sqlite.pragma('journal_size_limit = 67108864');

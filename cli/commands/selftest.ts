@@ -48,6 +48,8 @@ export interface SelftestReport {
   mode: 'binary' | 'development';
   /** Where native addons were extracted (binary only). */
   nativeCache?: string;
+  /** The Node/V8 options the process runs with (the binary embeds cli/runtime-flags.ts). */
+  execArgv: string[];
   checks: SelftestCheck[];
 }
 
@@ -215,6 +217,7 @@ export async function runSelftest(deps: SelftestDeps): Promise<SelftestReport> {
     arch: info.arch,
     mode: isSea() ? 'binary' : 'development',
     ...(nativeCache ? { nativeCache } : {}),
+    execArgv: [...process.execArgv],
     checks,
   };
 }

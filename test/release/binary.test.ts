@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SelftestReport } from '../../cli/commands/selftest.ts';
+import { RUNTIME_V8_FLAGS } from '../../cli/runtime-flags.ts';
 import { NODE_VERSION } from '../../scripts/sea-build.ts';
 import { ensureBinaries, runBinary, type TestBinaries } from '../support/binaries.ts';
 
@@ -80,6 +81,8 @@ for (const arch of ['x64', 'arm64'] as const) {
         ['sqlite', 'serialport', 'signing', 'wss'],
       );
       assert.equal(report.nativeCache, cache);
+      // The V8 flags the binary embeds (its SEA execArgv) are in force.
+      for (const flag of RUNTIME_V8_FLAGS) assert.ok(report.execArgv.includes(flag), `${flag} in ${report.execArgv}`);
       // One content-hashed directory per addon, holding exactly the addon.
       const dirs = readdirSync(cache).sort();
       assert.equal(dirs.length, 2);

@@ -75,6 +75,19 @@ describe('openDatabase', () => {
     for (const set of ALL_MIGRATIONS) assert.equal(db.schemaVersion(set.component), set.migrations.length);
     assert.equal(db.schemaVersion('nothing'), 0);
     assert.equal(db.integrityCheck, 'full');
+    // A bounded page cache (2 MiB), not better-sqlite3's 16 MiB: resident memory on a Pi.
+    assert.equal(db.sqlite.pragma('cache_size', { simple: true }), -2048);
+  });
+
+  it('sizes the page cache as asked and refuses a size out of range before creating anything', (t) => {
+    const dir = tempDir(t);
+    const db = openDatabase(join(dir, 'c.db'), { migrations: [], cacheKiB: 512 });
+    assert.equal(db.sqlite.pragma('cache_size', { simple: true }), -512);
+    db.close();
+    for (const cacheKiB of [0, 63, 1.5, (1 << 20) + 1, Number.NaN]) {
+      throwsStore(() => openDatabase(join(dir, 'd.db'), { migrations: [], cacheKiB }), 'STORE_BAD_ARGUMENT');
+    }
+    assert.equal(existsSync(join(dir, 'd.db')), false);
   });
 
   it('symlink attack: a dangling symlink planted at the database path is refused, its target never created', (t) => {
