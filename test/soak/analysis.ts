@@ -6,6 +6,8 @@ export interface SoakSample {
   readonly minute: number;
   readonly rssMb: number;
   readonly heapMb: number;
+  /** What V8 holds committed for its heap (live objects and free space it keeps: young generation, fragments). */
+  readonly heapCommittedMb?: number;
   /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
   readonly externalMb?: number;
   readonly handles: number;

@@ -59,6 +59,7 @@ interface StatsLine {
   argv: string[];
   rssBytes: number;
   heapUsedBytes: number;
+  heapTotalBytes?: number;
   externalBytes: number;
   handles: number;
 }
@@ -216,6 +217,7 @@ async function main(): Promise<number> {
           minute,
           rssMb: s.rssBytes / 1e6,
           heapMb: s.heapUsedBytes / 1e6,
+          ...(s.heapTotalBytes ? { heapCommittedMb: s.heapTotalBytes / 1e6 } : {}),
           externalMb: s.externalBytes / 1e6,
           handles: s.handles,
           ...(depths.has(name) ? { queueDepth: depths.get(name)! } : {}),
@@ -248,6 +250,7 @@ async function main(): Promise<number> {
     rss: growthAfterWarmup(m.samples, (s) => s.rssMb, o.warmupMin, windowMin),
     heap: growthAfterWarmup(m.samples, (s) => s.heapMb, o.warmupMin, windowMin),
     external: growthAfterWarmup(m.samples, (s) => s.externalMb ?? 0, o.warmupMin, windowMin),
+    committed: growthAfterWarmup(m.samples, (s) => s.heapCommittedMb ?? 0, o.warmupMin, windowMin),
     handles: m.samples.map((s) => s.handles),
     maxQueue: Math.max(...m.samples.map((s) => s.queueDepth ?? 0)),
   }));
@@ -262,6 +265,7 @@ async function main(): Promise<number> {
     { title: 'process' },
     { title: 'RSS after warm-up → end' },
     { title: 'heap after warm-up → end' },
+    { title: 'V8 heap committed → end' },
     { title: 'external (buffers) → end' },
     { title: 'handles min–max', align: 'right' as const },
     { title: 'max queue depth', align: 'right' as const },
@@ -271,6 +275,7 @@ async function main(): Promise<number> {
     v.name,
     fmt(v.rss),
     fmt(v.heap),
+    fmt(v.committed),
     fmt(v.external),
     `${Math.min(...v.handles)}–${Math.max(...v.handles)}`,
     String(v.maxQueue),
