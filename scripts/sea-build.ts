@@ -319,12 +319,13 @@ async function buildArch(
     }),
   );
   // The blob (and its code cache) must come from the same Node version, on the target's CPU architecture.
-  if (arch === 'x64') await run(base, ['--experimental-sea-config', config], { cwd: work });
-  else if (qemu)
-    await run('qemu-aarch64-static', ['-L', ARM64_SYSROOT, base, '--experimental-sea-config', config], { cwd: work });
+  // The code cache is generated under the V8 flags the binary runs with: V8 rejects a cache made under others.
+  const seaArgs = [...RUNTIME_V8_FLAGS, '--experimental-sea-config', config];
+  if (arch === 'x64') await run(base, seaArgs, { cwd: work });
+  else if (qemu) await run('qemu-aarch64-static', ['-L', ARM64_SYSROOT, base, ...seaArgs], { cwd: work });
   else {
     const x64 = await ensureNodeBase(opts.cacheDir, 'x64', opts.log);
-    await run(x64, ['--experimental-sea-config', config], { cwd: work });
+    await run(x64, seaArgs, { cwd: work });
   }
   const out = join(opts.outDir, `outpost-linux-${arch}`);
   const tmp = `${out}.tmp`;
