@@ -1,14 +1,19 @@
 // The agent's footprint as a process: cold start to ready against `node -e 0` and the CLI's `version` (both
-// measured in the same run), resident memory idle with 10 tools, and resident memory after 1,000,000 records
-// passed through its local API into its durable queue.
+// measured in the same run), cold start of the single binary to "connected, manifest announced" to a control plane
+// on loopback, resident memory idle with 10 tools, and resident memory after 1,000,000 records passed through its
+// local API into its durable queue.
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createLocalApiClient } from '../agent/local-api/client.ts';
+import { initStateDir } from '../controlplane/node/state-dir.ts';
+import { systemClock } from '../protocol/clock.ts';
+import { silentLogger } from '../protocol/log.ts';
 import { buildBinaries, defaultBuildCacheDir } from '../scripts/sea-build.ts';
 import { type BenchContext, elapsedMs, now, ratePerSecond, runBench } from './harness.ts';
 
@@ -77,8 +82,15 @@ interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** Starts the agent; resolves when it logs agent.started, with the ms it took. */
-async function startAgent(configFile: string, outpost: Outpost = FROM_SOURCE): Promise<RunningAgent> {
+/**
+ * Starts the agent; resolves when it logs `readyOn` (agent.started: serving locally; link.manifest_accepted: the
+ * control plane answered its manifest announcement), with the ms it took.
+ */
+async function startAgent(
+  configFile: string,
+  outpost: Outpost = FROM_SOURCE,
+  readyOn = 'agent.started',
+): Promise<RunningAgent> {
   const t0 = now();
   const child = spawn(outpost.command, [...outpost.prefix, 'agent', 'run', '--config', configFile], {
     cwd: ROOT,
@@ -89,7 +101,7 @@ async function startAgent(configFile: string, outpost: Outpost = FROM_SOURCE): P
   await new Promise<void>((resolveReady, reject) => {
     createInterface({ input: child.stderr! }).on('line', (l) => {
       lines.push(l);
-      if (l.includes('agent.started')) resolveReady();
+      if (l.includes(readyOn)) resolveReady();
     });
     child.once('exit', (c) => reject(new Error(`the agent exited (${c}) before it was ready:\n${lines.join('\n')}`)));
   });
@@ -97,6 +109,100 @@ async function startAgent(configFile: string, outpost: Outpost = FROM_SOURCE): P
   return {
     pid: child.pid!,
     readyMs,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+  });
+}
+
+/** Runs `command args` to completion with `input` on stdin; its stdout. */
+async function runToEnd(command: string, args: readonly string[], input = ''): Promise<string> {
+  const child = spawn(command, [...args], { cwd: ROOT, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  child.stdin.end(input);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}:\n${err}`);
+  return out;
+}
+
+interface DeviceView {
+  readonly device: string;
+  readonly online: boolean;
+  readonly session: { readonly manifestHash: string; readonly callable: boolean } | null;
+  readonly manifest: { readonly accepted: string | null };
+}
+
+/**
+ * A control plane on loopback (`outpost controlplane run` from the binary) with one agent enrolled in a state dir
+ * of its own; `devices()` reads the operator API.
+ */
+async function controlPlaneWithAgent(
+  dir: string,
+  binary: Outpost,
+  agentConfig: string,
+): Promise<{ devices(): Promise<DeviceView[]>; stop(): Promise<void> }> {
+  const cpDir = join(dir, 'cp');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const init = await initStateDir({
+    dir: cpDir,
+    env: {},
+    clock: systemClock,
+    log: silentLogger,
+    listenHost: '127.0.0.1',
+    listenPort: port,
+    tenant: 'bench',
+    hybridTokens: false,
+  });
+  const operatorKey = init.created.operatorKey;
+  const child = spawn(binary.command, [...binary.prefix, 'controlplane', 'run', '--state-dir', cpDir], {
+    cwd: ROOT,
+    env: childEnv(),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines: string[] = [];
+  await new Promise<void>((serving, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (l) => {
+      lines.push(l);
+      if (l.includes('server.listening')) serving();
+    });
+    child.once('exit', (c) => reject(new Error(`the control plane exited (${c}):\n${lines.join('\n')}`)));
+  });
+  const operator = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${operatorKey}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const v: unknown = await r.json();
+    if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(v)}`);
+    return v;
+  };
+  const { token } = (await operator('POST', '/v1/operator/enroll-token', {})) as { token: string };
+  await runToEnd(
+    binary.command,
+    [...binary.prefix, 'enroll', '--url', url, '--token-file', '-', '--config', agentConfig, '--json'],
+    token,
+  );
+  return {
+    devices: async () => ((await operator('GET', '/v1/operator/devices')) as { devices: DeviceView[] }).devices,
     async stop() {
       child.kill('SIGTERM');
       await once(child, 'exit');
@@ -194,6 +300,41 @@ async function run(ctx: BenchContext): Promise<void> {
         return a.readyMs;
       }),
     });
+    // "Connected, manifest announced": an enrolled agent (the binary) started against a control plane on
+    // loopback, timed from spawn to the agent's link.manifest_accepted line, which it logs on the control plane's
+    // manifest.ack for the hash it announced; each run then checks on the operator API that the control plane
+    // holds the device online with that manifest as its accepted one.
+    const linkedDir = fresh();
+    const linkedConfig = writeConfig(linkedDir, 10);
+    const cp = await controlPlaneWithAgent(linkedDir, binary, linkedConfig);
+    try {
+      ctx.figure({
+        id: 'bin.coldstart.connected',
+        label:
+          'binary: agent start with existing state to connected, manifest announced and acknowledged (loopback control plane)',
+        ...ms,
+        baseline: 'node-e0',
+        samples: await ctx.repeat('binary agent to connected', async () => {
+          const a = await startAgent(linkedConfig, binary, 'link.manifest_accepted');
+          try {
+            const [device] = await cp.devices();
+            if (
+              !device?.online ||
+              !device.session?.callable ||
+              device.session.manifestHash !== device.manifest.accepted
+            )
+              throw new Error(
+                `the control plane does not hold the agent online and callable: ${JSON.stringify(device)}`,
+              );
+          } finally {
+            await a.stop();
+          }
+          return a.readyMs;
+        }),
+      });
+    } finally {
+      await cp.stop();
+    }
     const bareNode = ctx.figure({
       id: 'rss.node',
       label: 'baseline: idle RSS of a bare node process (setInterval only)',
@@ -282,7 +423,7 @@ async function run(ctx: BenchContext): Promise<void> {
       samples: through.map((t) => t.mb),
     });
     ctx.note(
-      'MB = 10^6 bytes of VmRSS. Start times are from spawn to the agent.started log line; `from source` runs cli/bin.ts under Node with type stripping; `binary` is the single executable the installer ships.',
+      'MB = 10^6 bytes of VmRSS. Start times are from spawn to the agent.started log line (to link.manifest_accepted for `connected`); `from source` runs cli/bin.ts under Node with type stripping; `binary` is the single executable the installer ships. For `connected` the control plane is the same binary, already running, in its own process on 127.0.0.1 (no TLS), with the agent enrolled once before the runs.',
     );
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -1,14 +1,14 @@
-// Control-plane benchmark: tool-call round trip through the WSS hub and through the MCP gateway (p50/p99) against a
-// bare `ws` echo in the same run; end-to-end telemetry throughput agent → control-plane store (the agent's upstream
-// link and pump over a real outbox); time to drain a 1,000,000-record backlog; how many agents one control-plane
-// process holds (simulated agents, each the real upstream link, in this process). Prints figures; no thresholds.
-// Run: `npx node bench/controlplane.bench.ts [--calls N] [--records N] [--backlog N] [--agents N] [--json]`.
+// The control plane under load, on loopback: tool-call round trips through the WSS hub and through the MCP gateway
+// (p50/p99, against a bare `ws` echo measured in the same run) and calls/s with calls in flight; end-to-end
+// telemetry agent → control-plane store through the agent's real upstream link and pump over a real outbox; the
+// time to drain a 1,000,000-record backlog; and how many simulated agents (each the real upstream link) one
+// control-plane process holds at once, with its resident memory.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { loadavg, tmpdir } from 'node:os';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -16,9 +16,9 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { enroll } from '../agent/enrollment.ts';
 import { startUplinkPump } from '../agent/uplink-pump.ts';
 import { createUpstreamLink, type UpstreamLink } from '../agent/upstream-link.ts';
-import { startControlPlaneHost } from '../controlplane/node/host.ts';
+import { type ControlPlaneHost, startControlPlaneHost } from '../controlplane/node/host.ts';
 import { initStateDir } from '../controlplane/node/state-dir.ts';
-import { DEVICE_AUDIENCE } from '../controlplane/settings.ts';
+import { type ControlPlaneLimits, DEVICE_AUDIENCE } from '../controlplane/settings.ts';
 import { utf8 } from '../protocol/bytes.ts';
 import { systemClock } from '../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../protocol/did-key.ts';
@@ -29,40 +29,33 @@ import { ed25519KeyPair } from '../protocol/signing.ts';
 import { encodeTelemetryUnit, MAX_UNIT_RECORDS, signTelemetryUnit } from '../protocol/telemetry.ts';
 import { openDatabase } from '../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS } from '../store/outbox.ts';
+import { type BenchContext, elapsedMs, now, runBench, summarizeLatencies } from './harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const CALLS = opt('calls', 2000);
-const RECORDS = opt('records', 200_000);
-const BACKLOG = opt('backlog', 1_000_000);
-const AGENTS = opt('agents', 2000);
-const asJson = args.includes('--json');
-const root = mkdtempSync(join(tmpdir(), 'outpost-bench-cp-'));
-const results: Record<string, unknown>[] = [];
+const CLI = join(ROOT, 'cli/bin.ts');
+/** Calls (and echoes) in flight for the calls/s figures. */
+const IN_FLIGHT = 32;
+/** The per-session envelope rate limit lifted for the round-trip runs (see the note where it is used). */
+const UNTHROTTLED: Partial<ControlPlaneLimits> = { envelopesPerSecond: 1_000_000, envelopeBurst: 1_000_000 };
 
-const quantile = (xs: number[], q: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
-const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
-
-function report(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
-  results.push({ name, value, unit, ...extra });
-  if (!asJson) {
-    const more = Object.entries(extra)
-      .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : String(v)}`)
-      .join(', ');
-    process.stdout.write(`${name.padEnd(58)} ${fmt(value).padStart(12)} ${unit}${more ? `  (${more})` : ''}\n`);
-  }
-}
+/** A tool.call envelope's size on the wire (as in tool-call.bench.ts): what the echo baseline sends. */
+const MESSAGE = JSON.stringify({
+  v: 2,
+  id: 'AAAAAAAAAAAAAAAAAAAAAA',
+  tid: '0e6c3a3d-952c-55af-be8a-3d562dcf52c7',
+  type: 'tool.call',
+  ts: 1767225660000,
+  seq: 1,
+  src: 'cp:bench',
+  dst: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',
+  body: { callId: 'c-000000000001', tool: 'soil.read_moisture', args: { bed: 2 }, deadlineMs: 1767225690000 },
+});
 
 async function freePort(): Promise<number> {
   return new Promise((res) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
+      const { port } = s.address() as AddressInfo;
       s.close(() => res(port));
     });
   });
@@ -73,8 +66,14 @@ function manifestFor(did: string, name: string): CapabilityManifest {
   return decodeManifest({ ...m, device: { ...m.device, id: did, name } });
 }
 
-async function newControlPlane(name: string) {
-  const dir = join(root, name);
+interface ControlPlaneDir {
+  readonly dir: string;
+  readonly url: string;
+  readonly operatorKey: string;
+}
+
+async function newControlPlaneDir(parent: string, name: string): Promise<ControlPlaneDir> {
+  const dir = mkdtempSync(join(parent, `${name}-`));
   const port = await freePort();
   const init = await initStateDir({
     dir,
@@ -86,7 +85,20 @@ async function newControlPlane(name: string) {
     tenant: 'bench',
     hybridTokens: false,
   });
-  return { dir, port, url: `http://127.0.0.1:${port}`, operatorKey: init.created.operatorKey };
+  return { dir, url: `http://127.0.0.1:${port}`, operatorKey: init.created.operatorKey };
+}
+
+/** The control plane in this process (the host `outpost controlplane run` runs). */
+function startHost(cp: ControlPlaneDir, limits?: Partial<ControlPlaneLimits>): Promise<ControlPlaneHost> {
+  return startControlPlaneHost({
+    dir: cp.dir,
+    env: {},
+    clock: systemClock,
+    log: silentLogger,
+    metrics: new MetricsRegistry(),
+    version: 'bench',
+    ...(limits ? { limits } : {}),
+  });
 }
 
 async function post(url: string, path: string, auth: string, body: unknown): Promise<Record<string, unknown>> {
@@ -100,33 +112,40 @@ async function post(url: string, path: string, auth: string, body: unknown): Pro
   return v;
 }
 
+/** An enrolled agent: its identity, manifest and state dir (with the control plane's URL and its credential). */
 interface SimAgent {
   readonly did: string;
   readonly seed: Uint8Array;
+  readonly manifest: CapabilityManifest;
   readonly stateDir: string;
-  readonly link: UpstreamLink;
 }
 
-/** Enrolls one agent and starts its real upstream link, answering every tool call at once. */
-async function simAgent(
-  cp: { url: string; operatorKey: string },
-  name: string,
-  heartbeatMs = 60_000,
-): Promise<SimAgent> {
+async function enrollSimAgent(cp: ControlPlaneDir, parent: string, name: string): Promise<SimAgent> {
   const seed = ed25519KeyPair().seed;
   const did = didKeyFromEd25519(ed25519KeyPair(seed).publicKey);
   const manifest = manifestFor(did, name);
-  const stateDir = mkdtempSync(join(root, 'agent-'));
+  const stateDir = mkdtempSync(join(parent, 'agent-'));
   const { token } = (await post(cp.url, '/v1/operator/enroll-token', cp.operatorKey, {})) as { token: string };
   await enroll({ url: cp.url, token, stateDir, identity: { did, seed }, manifest, replace: false, nowMs: Date.now() });
-  const link = createUpstreamLink({ stateDir, clock: systemClock, log: silentLogger, heartbeatMs, timeoutMs: 30_000 });
+  return { did, seed, manifest, stateDir };
+}
+
+/** The agent's real upstream link for an enrolled agent, answering every tool call at once. */
+function openLink(a: SimAgent): UpstreamLink {
+  const link = createUpstreamLink({
+    stateDir: a.stateDir,
+    clock: systemClock,
+    log: silentLogger,
+    heartbeatMs: 60_000,
+    timeoutMs: 30_000,
+  });
   link.bind({
-    identity: { did, seed },
-    manifest,
-    manifestHash: manifestHash(manifest),
+    identity: { did: a.did, seed: a.seed },
+    manifest: a.manifest,
+    manifestHash: manifestHash(a.manifest),
     callTool: async (c) => ({ result: { bed: c.args.bed ?? 1, moisturePercent: 40 } }),
   });
-  return { did, seed, stateDir, link };
+  return link;
 }
 
 function connected(link: UpstreamLink): Promise<void> {
@@ -141,48 +160,123 @@ function connected(link: UpstreamLink): Promise<void> {
   });
 }
 
-async function wsEchoBaseline(): Promise<number[]> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
-  await once(wss, 'listening');
-  const ws = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
-  await once(ws, 'open');
-  const payload = JSON.stringify({ type: 'tool.call', args: { bed: 2 }, pad: 'x'.repeat(900) });
-  const times: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const t0 = performance.now();
-    ws.send(payload);
-    await once(ws, 'message');
-    times.push(performance.now() - t0);
-  }
-  ws.close();
-  wss.close();
-  return times;
+async function startLink(a: SimAgent): Promise<UpstreamLink> {
+  const link = openLink(a);
+  await link.start();
+  await connected(link);
+  return link;
 }
 
-async function roundTrips(): Promise<void> {
-  const baseline = await wsEchoBaseline();
-  const b50 = quantile(baseline, 0.5);
-  report('bare ws echo round trip, p50', b50, 'ms', { p99: quantile(baseline, 0.99) });
-  const cp = await newControlPlane('rtt');
-  const host = await startControlPlaneHost({
-    dir: cp.dir,
-    env: {},
-    clock: systemClock,
-    log: silentLogger,
-    metrics: new MetricsRegistry(),
-    version: 'bench',
-  });
+/** Sequential calls of `call`; per-call ms. */
+async function timeCalls(n: number, call: () => Promise<unknown>): Promise<Float64Array> {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = now();
+    await call();
+    out[i] = elapsedMs(t);
+  }
+  return out;
+}
+
+/** `n` calls with `IN_FLIGHT` at a time; calls per second. */
+async function callsPerSecond(n: number, call: () => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < n) {
+        next++;
+        await call();
+      }
+    }),
+  );
+  return n / (elapsedMs(t0) / 1000);
+}
+
+/**
+ * fetch for the MCP SDK client with a signal of its own per request. The SDK's Streamable HTTP transport hands its
+ * one AbortSignal to every fetch, and undici keeps a listener on that signal per request until it is collected:
+ * over thousands of calls the listeners pile up (MaxListenersExceededWarning) and each new one costs more, which
+ * would show up as a slower gateway. Closing the transport still aborts requests in flight; the GET event stream
+ * keeps its bridge until it ends.
+ */
+async function isolatingFetch(url: string | URL, init?: RequestInit): Promise<Response> {
+  const parent = init?.signal;
+  if (!parent) return fetch(url, init);
+  const own = new AbortController();
+  const onAbort = () => own.abort(parent.reason);
+  if (parent.aborted) own.abort(parent.reason);
+  else parent.addEventListener('abort', onAbort, { once: true });
   try {
-    const agent = await simAgent(cp, 'rtt-1');
-    await agent.link.start();
-    await connected(agent.link);
-    const ctx = host.controlPlane.context;
-    const session = ctx.sessions.get(agent.did)!;
-    const hub: number[] = [];
-    for (let i = 0; i < CALLS; i++) {
-      const t0 = performance.now();
-      const token = await ctx.issuer.issue(
+    return await fetch(url, { ...init, signal: own.signal });
+  } finally {
+    if ((init?.method ?? 'GET') !== 'GET') parent.removeEventListener('abort', onAbort);
+  }
+}
+
+/** A bare `ws` echo server and one client connection to it, in this process (as the hub and the agents are). */
+async function wsEcho(): Promise<{ roundTrip(): Promise<void>; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  server.on('connection', (s) => s.on('message', (data, isBinary) => s.send(data, { binary: isBinary })));
+  const client = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  await once(client, 'open');
+  // Echoes come back in order: each resolves the oldest waiting round trip.
+  const waiting: (() => void)[] = [];
+  client.on('message', () => waiting.shift()?.());
+  return {
+    roundTrip: () =>
+      new Promise<void>((done) => {
+        waiting.push(done);
+        client.send(MESSAGE);
+      }),
+    async close() {
+      client.close();
+      await once(client, 'close');
+      await new Promise<void>((done) => server.close(() => done()));
+    },
+  };
+}
+
+async function roundTrips(ctx: BenchContext, root: string): Promise<void> {
+  const calls = ctx.size(2_000, 50);
+  const burst = ctx.size(5_000, 200);
+  const ms = { unit: 'ms', better: 'lower' as const };
+  const perSecond = { unit: 'calls/s', better: 'higher' as const };
+
+  const echo = await wsEcho();
+  try {
+    const echoed = await ctx.repeat('bare ws echo', async () =>
+      summarizeLatencies(await timeCalls(calls, echo.roundTrip)),
+    );
+    ctx.figure({
+      id: 'ws.p50',
+      label: `baseline: bare ws echo of ${MESSAGE.length} B, server in the same process, p50`,
+      ...ms,
+      samples: echoed.map((s) => s.p50),
+    });
+    ctx.figure({ id: 'ws.p99', label: 'baseline: bare ws echo, p99', ...ms, samples: echoed.map((s) => s.p99) });
+    ctx.figure({
+      id: 'ws.rate',
+      label: `baseline: bare ws echoes per second, ${IN_FLIGHT} in flight`,
+      unit: 'echoes/s',
+      better: 'higher',
+      samples: await ctx.repeat('bare ws echo, in flight', () => callsPerSecond(burst, echo.roundTrip)),
+    });
+  } finally {
+    await echo.close();
+  }
+
+  const cp = await newControlPlaneDir(root, 'rtt');
+  const host = await startHost(cp, UNTHROTTLED);
+  try {
+    const agent = await enrollSimAgent(cp, root, 'rtt-1');
+    const link = await startLink(agent);
+    const context = host.controlPlane.context;
+    const session = context.sessions.get(agent.did);
+    if (!session) throw new Error('the simulated agent has no hub session');
+    const hubCall = async () => {
+      const token = await context.issuer.issue(
         { aud: DEVICE_AUDIENCE, sub: 'bench', tid: session.tid, dev: agent.did, role: 'viewer', scope: '' },
         60_000,
       );
@@ -192,108 +286,203 @@ async function roundTrips(): Promise<void> {
         token: token.token,
         deadlineMs: Date.now() + 5000,
       });
-      hub.push(performance.now() - t0);
-    }
-    report('tool call through the WSS hub (token + tool.call + result), p50', quantile(hub, 0.5), 'ms', {
-      p99: quantile(hub, 0.99),
-      'vs ws echo p50': `${(quantile(hub, 0.5) / b50).toFixed(1)}x`,
+    };
+    const hub = await ctx.repeat('hub tool call', async () => summarizeLatencies(await timeCalls(calls, hubCall)));
+    ctx.figure({
+      id: 'hub.p50',
+      label: 'tool call through the WSS hub (per-call token, tool.call, tool.result), p50',
+      ...ms,
+      baseline: 'ws.p50',
+      samples: hub.map((s) => s.p50),
     });
+    ctx.figure({
+      id: 'hub.p99',
+      label: 'tool call through the WSS hub, p99',
+      ...ms,
+      baseline: 'ws.p99',
+      samples: hub.map((s) => s.p99),
+    });
+
     const { token } = (await post(cp.url, '/v1/operator/tokens', cp.operatorKey, {
       role: 'viewer',
       subject: 'bench',
     })) as { token: string };
-    const client = new Client({ name: 'bench', version: '1' });
+    const client = new Client({ name: 'outpost-bench', version: '1.0.0' });
     await client.connect(
       new StreamableHTTPClientTransport(new URL(`${cp.url}/mcp`), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
+        fetch: isolatingFetch,
       }),
     );
-    const mcp: number[] = [];
-    for (let i = 0; i < CALLS; i++) {
-      const t0 = performance.now();
-      const r = await client.callTool({ name: 'rtt-1.soil.read_moisture', arguments: { bed: 2 } });
-      if (r.isError) throw new Error(JSON.stringify(r));
-      mcp.push(performance.now() - t0);
+    try {
+      const mcpCall = async () => {
+        const r = await client.callTool({ name: 'rtt-1.soil.read_moisture', arguments: { bed: 2 } });
+        if (r.isError) throw new Error(JSON.stringify(r));
+      };
+      const mcp = await ctx.repeat('MCP tool call', async () => summarizeLatencies(await timeCalls(calls, mcpCall)));
+      ctx.figure({
+        id: 'mcp.p50',
+        label: 'tool call through the MCP gateway (MCP SDK client over Streamable HTTP → hub → device), p50',
+        ...ms,
+        baseline: 'ws.p50',
+        samples: mcp.map((s) => s.p50),
+      });
+      ctx.figure({
+        id: 'mcp.p99',
+        label: 'tool call through the MCP gateway, p99',
+        ...ms,
+        baseline: 'ws.p99',
+        samples: mcp.map((s) => s.p99),
+      });
+      ctx.figure({
+        id: 'hub.rate',
+        label: `tool calls per second through the WSS hub, ${IN_FLIGHT} in flight to one device`,
+        ...perSecond,
+        baseline: 'ws.rate',
+        samples: await ctx.repeat('hub tool calls, in flight', () => callsPerSecond(burst, hubCall)),
+      });
+      ctx.figure({
+        id: 'mcp.rate',
+        label: `tool calls per second through the MCP gateway, ${IN_FLIGHT} in flight to one device`,
+        ...perSecond,
+        baseline: 'ws.rate',
+        samples: await ctx.repeat('MCP tool calls, in flight', () => callsPerSecond(burst, mcpCall)),
+      });
+    } finally {
+      await client.close();
     }
-    report('tool call through the MCP gateway (SDK client → device), p50', quantile(mcp, 0.5), 'ms', {
-      p99: quantile(mcp, 0.99),
-      'vs ws echo p50': `${(quantile(mcp, 0.5) / b50).toFixed(1)}x`,
-    });
-    await client.close();
-    await agent.link.stop();
+    await link.stop();
   } finally {
     await host.close();
   }
+  ctx.note(
+    `Round trips: ${calls.toLocaleString('en-US')} sequential calls per run over loopback (no TLS); calls/s: ${burst.toLocaleString('en-US')} calls per run, ${IN_FLIGHT} in flight. The control plane, the simulated agent (the agent's real upstream link, answering at once) and the caller share one process, as do the echo server and client of the baseline. The hub path issues a per-call device token as the MCP gateway does. The per-session envelope rate limit (200/s, burst 400 by default) is lifted for these runs so that they measure the path, not the limiter.`,
+  );
 }
 
-/** Fills a real outbox with `records` signed records (units of 256), then drains it through the link and pump. */
-async function drain(records: number, label: string): Promise<void> {
-  const cp = await newControlPlane(`drain-${records}`);
-  const host = await startControlPlaneHost({
-    dir: cp.dir,
-    env: {},
-    clock: systemClock,
-    log: silentLogger,
-    metrics: new MetricsRegistry(),
-    version: 'bench',
-  });
+/**
+ * Fills a real outbox with `records` signed records (units of 256), then drains it through the agent's upstream
+ * link and pump into a fresh control plane in this process; seconds from the pump's start until the control
+ * plane's store holds every record.
+ */
+async function drain(ctx: BenchContext, root: string, records: number): Promise<{ seconds: number; fillS: number }> {
+  const cp = await newControlPlaneDir(root, 'drain');
+  const host = await startHost(cp);
   try {
-    const agent = await simAgent(cp, 'drainer');
+    const agent = await enrollSimAgent(cp, root, 'drainer');
     const db = openDatabase(join(agent.stateDir, 'outbox.db'), { migrations: [OUTBOX_MIGRATIONS] });
-    const outbox = createOutbox(db, { key: new Uint8Array(32).fill(1), maxItems: 10_000_000, maxBytes: 4 * 1024 ** 3 });
-    const fillStart = performance.now();
-    const ts = Date.now();
-    for (let first = 1; first <= records; first += MAX_UNIT_RECORDS * 64) {
-      const items: { stream: string; payload: Uint8Array }[] = [];
-      for (let u = first; u < Math.min(first + MAX_UNIT_RECORDS * 64, records + 1); u += MAX_UNIT_RECORDS) {
-        const n = Math.min(MAX_UNIT_RECORDS, records + 1 - u);
-        const recs = Array.from({ length: n }, (_, i) => ({
-          seq: u + i,
-          stream: 'soil.moisture',
-          ts: ts + u + i,
-          value: 40 + ((u + i) % 17) / 4,
-        }));
-        items.push({
-          stream: 'soil.moisture',
-          payload: utf8(encodeTelemetryUnit(signTelemetryUnit(agent.seed, recs))),
-        });
+    try {
+      const outbox = createOutbox(db, {
+        key: new Uint8Array(32).fill(1),
+        maxItems: 10_000_000,
+        maxBytes: 4 * 1024 ** 3,
+      });
+      const fill0 = now();
+      const ts = Date.now();
+      const chunk = MAX_UNIT_RECORDS * 64;
+      for (let first = 1; first <= records; first += chunk) {
+        const items: { stream: string; payload: Uint8Array }[] = [];
+        for (let u = first; u < Math.min(first + chunk, records + 1); u += MAX_UNIT_RECORDS) {
+          const n = Math.min(MAX_UNIT_RECORDS, records + 1 - u);
+          const recs = Array.from({ length: n }, (_, i) => ({
+            seq: u + i,
+            stream: 'soil.moisture',
+            ts: ts + u + i,
+            value: 40 + ((u + i) % 17) / 4,
+          }));
+          items.push({
+            stream: 'soil.moisture',
+            payload: utf8(encodeTelemetryUnit(signTelemetryUnit(agent.seed, recs))),
+          });
+        }
+        outbox.append(items);
+        ctx.progress(Math.min(first + chunk - 1, records), records, 'records queued');
       }
-      outbox.append(items);
+      const fillS = elapsedMs(fill0) / 1000;
+      const link = await startLink(agent);
+      const store = host.state.store;
+      const tid = (await store.getDevice(agent.did))!.tid;
+      const t0 = now();
+      const pump = startUplinkPump({ outbox, uplink: link, log: silentLogger, maxItems: 64, maxBytes: 1 << 20 });
+      for (;;) {
+        const stored = await store.countTelemetry(tid, agent.did);
+        ctx.progress(Math.min(stored, records), records, 'records stored');
+        if (stored >= records) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const seconds = elapsedMs(t0) / 1000;
+      await pump.stop();
+      await link.stop();
+      return { seconds, fillS };
+    } finally {
+      db.close();
     }
-    const fillS = (performance.now() - fillStart) / 1000;
-    await agent.link.start();
-    await connected(agent.link);
-    const t0 = performance.now();
-    const pump = startUplinkPump({ outbox, uplink: agent.link, log: silentLogger, maxItems: 64, maxBytes: 1 << 20 });
-    const store = host.state.store;
-    for (;;) {
-      const n = await store.countTelemetry((await store.getDevice(agent.did))!.tid, agent.did);
-      if (n >= records) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const s = (performance.now() - t0) / 1000;
-    await pump.stop();
-    await agent.link.stop();
-    db.close();
-    report(label, records / s, 'records/s', { records, seconds: s, 'backlog filled in s': fillS });
   } finally {
     await host.close();
+    rmSync(cp.dir, { recursive: true, force: true });
   }
 }
 
-async function rssMiB(pid: number): Promise<number> {
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  return kb / 1024;
+async function telemetry(ctx: BenchContext, root: string): Promise<void> {
+  const records = ctx.size(200_000, 2_000);
+  const e2e = await ctx.repeat('telemetry end to end', () => drain(ctx, root, records));
+  ctx.figure({
+    id: 'e2e.rate',
+    label: `telemetry agent outbox → control-plane store over WSS, ${records.toLocaleString('en-US')} signed records`,
+    unit: 'records/s',
+    better: 'higher',
+    samples: e2e.map((r) => records / r.seconds),
+  });
+  const backlog = ctx.size(1_000_000, 5_000);
+  const backlogRuns = Math.min(3, ctx.repeats);
+  const drained = await ctx.repeat(
+    `${backlog.toLocaleString('en-US')}-record backlog`,
+    () => drain(ctx, root, backlog),
+    {
+      repeats: backlogRuns,
+      warmup: 0,
+    },
+  );
+  ctx.figure({
+    id: 'backlog.drain',
+    label: `a ${backlog.toLocaleString('en-US')}-record backlog drained into the control-plane store`,
+    unit: 's',
+    better: 'lower',
+    samples: drained.map((r) => r.seconds),
+  });
+  ctx.figure({
+    id: 'backlog.rate',
+    label: `${backlog.toLocaleString('en-US')}-record backlog, drain rate`,
+    unit: 'records/s',
+    better: 'higher',
+    baseline: 'e2e.rate',
+    samples: drained.map((r) => backlog / r.seconds),
+  });
+  ctx.figure({
+    id: 'backlog.fill',
+    label: `time to sign and queue the ${backlog.toLocaleString('en-US')}-record backlog in the agent's outbox (not part of the drain)`,
+    unit: 's',
+    better: 'lower',
+    samples: drained.map((r) => r.fillS),
+  });
+  ctx.note(
+    `Telemetry: each run fills a fresh agent outbox (SQLite) with signed units of ${MAX_UNIT_RECORDS} records, then times from the start of the agent's uplink pump (up to 64 units per telemetry.batch) through its upstream link and the hub until a fresh control plane's store counts every record (polled every 50 ms); agent link, pump and control plane share one process. The backlog figures come from ${backlogRuns} run${backlogRuns === 1 ? '' : 's'} without a warm-up (each one queues and drains ${backlog.toLocaleString('en-US')} records), the others from ${ctx.repeats} after one warm-up.`,
+  );
 }
 
-async function concurrentAgents(): Promise<void> {
-  const cp = await newControlPlane('many');
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return (kb * 1024) / 1e6;
+}
+
+/** `outpost controlplane run` from source as a child process; resolves once it serves. */
+async function controlPlaneProcess(cp: ControlPlaneDir): Promise<{ pid: number; stop(): Promise<void> }> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('OUTPOST_')) env[k] = v;
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(ROOT, 'cli/bin.ts'), 'controlplane', 'run', '--state-dir', cp.dir, '--log-level', 'warning'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+    [CLI, 'controlplane', 'run', '--state-dir', cp.dir, '--log-level', 'warning'],
+    { env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   await new Promise<void>((res, rej) => {
     let seen = '';
@@ -303,53 +492,117 @@ async function concurrentAgents(): Promise<void> {
     });
     child.once('exit', () => rej(new Error(`control plane exited: ${seen}`)));
   });
+  return {
+    pid: child.pid!,
+    async stop() {
+      child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+async function agentsPerProcess(ctx: BenchContext, root: string): Promise<void> {
+  const count = ctx.size(5_000, 20);
+  const cp = await newControlPlaneDir(root, 'many');
   const agents: SimAgent[] = [];
-  try {
-    report('control plane RSS, idle', await rssMiB(child.pid!), 'MiB');
-    for (const step of [250, 500, 1000, 2000, 5000, 10_000].filter((s) => s <= AGENTS)) {
-      const t0 = performance.now();
-      while (agents.length < step) {
+  const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  {
+    // Enrolled once; every run starts a fresh control-plane process on the same state and connects them all.
+    const enrolling = await controlPlaneProcess(cp);
+    try {
+      while (agents.length < count) {
         const batch = await Promise.all(
-          Array.from({ length: Math.min(50, step - agents.length) }, (_, i) => simAgent(cp, `a-${agents.length + i}`)),
+          Array.from({ length: Math.min(50, count - agents.length) }, (_, i) =>
+            enrollSimAgent(cp, root, `a-${agents.length + i}`),
+          ),
         );
         agents.push(...batch);
+        ctx.progress(agents.length, count, 'agents enrolled');
       }
-      const enrolledS = (performance.now() - t0) / 1000;
-      const t1 = performance.now();
-      await Promise.all(
-        agents
-          .filter((a) => a.link.state() !== 'connected')
-          .map(async (a) => {
-            await a.link.start();
-            await connected(a.link);
-          }),
-      );
-      const connectS = (performance.now() - t1) / 1000;
-      const online = agents.filter((a) => a.link.state() === 'connected').length;
-      report(`agents connected at once (step ${step})`, online, 'agents', {
-        'control plane RSS MiB': await rssMiB(child.pid!),
-        'enroll s': enrolledS,
-        'connect s': connectS,
-      });
+    } finally {
+      await enrolling.stop();
     }
+  }
+  const runs = await ctx.repeat(`${count.toLocaleString('en-US')} agents on one control plane`, async () => {
+    const proc = await controlPlaneProcess(cp);
+    const links: UpstreamLink[] = [];
+    try {
+      await settle(ctx.quick ? 200 : 2_000);
+      const idleMb = rssMb(proc.pid);
+      const t0 = now();
+      let up = 0;
+      await Promise.all(
+        agents.map(async (a) => {
+          const link = openLink(a);
+          links.push(link);
+          await link.start();
+          await connected(link);
+          ctx.progress(++up, count, 'agents connected');
+        }),
+      );
+      const connectS = elapsedMs(t0) / 1000;
+      await settle(ctx.quick ? 200 : 2_000);
+      const online = links.filter((l) => l.state() === 'connected').length;
+      return { idleMb, connectS, online, mb: rssMb(proc.pid) };
+    } finally {
+      await Promise.all(links.map((l) => l.stop()));
+      await proc.stop();
+    }
+  });
+  ctx.figure({
+    id: 'cp.rss.idle',
+    label: 'baseline: control-plane process RSS, no agent connected',
+    unit: 'MB',
+    better: 'lower',
+    samples: runs.map((r) => r.idleMb),
+  });
+  ctx.figure({
+    id: 'agents.connected',
+    label: `simulated agents connected at once to one control-plane process (of ${count.toLocaleString('en-US')} started)`,
+    unit: 'agents',
+    better: 'higher',
+    samples: runs.map((r) => r.online),
+  });
+  ctx.figure({
+    id: 'agents.connect',
+    label: `time for ${count.toLocaleString('en-US')} agents to connect at once (WSS upgrade and hello handshake)`,
+    unit: 's',
+    better: 'lower',
+    samples: runs.map((r) => r.connectS),
+  });
+  ctx.figure({
+    id: 'agents.rss',
+    label: `control-plane process RSS with ${count.toLocaleString('en-US')} agents connected`,
+    unit: 'MB',
+    better: 'lower',
+    baseline: 'cp.rss.idle',
+    samples: runs.map((r) => r.mb),
+  });
+  ctx.figure({
+    id: 'agents.rss.per',
+    label: 'control-plane RSS per connected agent',
+    unit: 'kB',
+    better: 'lower',
+    samples: runs.map((r) => ((r.mb - r.idleMb) * 1000) / Math.max(1, r.online)),
+  });
+  ctx.note(
+    `Agents: ${count.toLocaleString('en-US')} agents enrolled once; each run starts \`outpost controlplane run\` (from source) on that state, then starts every agent's real upstream link at once from the bench process, which all connect over loopback WSS (heartbeat 60 s). The count is bounded by what the bench starts, not a limit found. MB = 10^6 bytes of VmRSS.`,
+  );
+}
+
+async function run(ctx: BenchContext): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'outpost-bench-cp-'));
+  try {
+    await roundTrips(ctx, root);
+    await telemetry(ctx, root);
+    await agentsPerProcess(ctx, root);
   } finally {
-    await Promise.all(agents.map((a) => a.link.stop()));
-    child.kill('SIGTERM');
-    await once(child, 'exit');
+    rmSync(root, { recursive: true, force: true });
   }
 }
 
-try {
-  if (!asJson)
-    process.stdout.write(
-      `control plane bench (load ${loadavg()[0]!.toFixed(2)}; calls ${CALLS}, records ${RECORDS}, backlog ${BACKLOG}, agents ${AGENTS})\n`,
-    );
-  await roundTrips();
-  await drain(RECORDS, 'telemetry agent → control-plane store, end to end');
-  if (BACKLOG > 0) await drain(BACKLOG, `drain a ${BACKLOG.toLocaleString('en-US')}-record backlog`);
-  if (AGENTS > 0) await concurrentAgents();
-  if (asJson)
-    process.stdout.write(`${JSON.stringify({ bench: 'controlplane', load: loadavg()[0], results }, null, 2)}\n`);
-} finally {
-  rmSync(root, { recursive: true, force: true });
-}
+await runBench({
+  name: 'controlplane',
+  title: 'Control plane: tool-call round trips, telemetry, agents per process',
+  run,
+});

@@ -32,7 +32,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'e2e',
     label: 'end-to-end telemetry agent → control plane store (WSS, loopback)',
-    bench: 'e2e-telemetry',
+    bench: 'controlplane',
     figure: 'e2e.rate',
     measure: 'median',
     op: '>=',
@@ -43,7 +43,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'backlog',
     label: '1,000,000-record backlog drained',
-    bench: 'e2e-telemetry',
+    bench: 'controlplane',
     figure: 'backlog.drain',
     measure: 'median',
     op: '<=',
@@ -54,7 +54,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'rtt-hub-p50',
     label: 'tool-call round trip via the WSS hub, p50',
-    bench: 'tool-call',
+    bench: 'controlplane',
     figure: 'hub.p50',
     measure: 'median',
     op: '<=',
@@ -65,7 +65,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'rtt-hub-p99',
     label: 'tool-call round trip via the WSS hub, p99',
-    bench: 'tool-call',
+    bench: 'controlplane',
     figure: 'hub.p99',
     measure: 'median',
     op: '<=',
@@ -76,7 +76,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'rtt-mcp-p50',
     label: 'tool-call round trip via the MCP gateway, p50',
-    bench: 'tool-call',
+    bench: 'controlplane',
     figure: 'mcp.p50',
     measure: 'median',
     op: '<=',
@@ -87,7 +87,7 @@ export const TARGETS: readonly Target[] = [
   {
     id: 'rtt-mcp-p99',
     label: 'tool-call round trip via the MCP gateway, p99',
-    bench: 'tool-call',
+    bench: 'controlplane',
     figure: 'mcp.p99',
     measure: 'median',
     op: '<=',

@@ -1,5 +1,6 @@
-// Tool-call round trip on loopback: via the control plane's WSS hub to a connected agent and back, and via
-// the MCP gateway (p50/p99/max), against a bare `ws` echo of a message the same size, measured in the same run.
+// Tool-call round trip on loopback at the agent's own endpoints (its local API and local MCP endpoint, p50/p99),
+// against a bare `ws` echo of a tool.call-sized message, measured in the same run. The round trips through the
+// control plane's WSS hub and MCP gateway are in controlplane.bench.ts.
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
