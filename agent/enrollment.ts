@@ -2,46 +2,25 @@
 // in which tenant, where to connect), `runtime.token` (0600), and `trust/jwks.json` + `trust/approval-policy.json`
 // for the safety gate. Re-enrolling is never silent: an enrolled device refuses unless told to replace it.
 
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { fromBase64Url, toBase64Url, utf8 } from '../protocol/bytes.ts';
-import { canonicalBytes, parseJson } from '../protocol/canonical-json.ts';
+import { fromBase64Url, toBase64Url } from '../protocol/bytes.ts';
+import { parseJson } from '../protocol/canonical-json.ts';
+import { signDeviceTokenProof, signEnrollProof } from '../protocol/enroll-proof.ts';
 import { type JwkSet, parseJwks } from '../protocol/jwks.ts';
 import type { CapabilityManifest } from '../protocol/manifest.ts';
 import { manifestHash } from '../protocol/manifest.ts';
 import { MIN_PHYSICAL_K, parseQuorumPolicy, type QuorumPolicy } from '../protocol/quorum.ts';
-import { signEd25519 } from '../protocol/signing.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { LinkError } from './link-errors.ts';
 import { loadLoraKey, writeLoraSession } from './lora-session.ts';
-
-/** Context labels of the control plane's enrollment and token-request proofs (docs/controlplane.md §Enrollment). */
-export const ENROLL_PROOF_CONTEXT = 'outpost/enroll-proof/v1';
-export const DEVICE_TOKEN_PROOF_CONTEXT = 'outpost/device-token-request/v1';
 
 export const ENROLLMENT_FILE = 'enrollment.json';
 export const TOKEN_FILE = 'runtime.token';
 export const TRUST_DIR = 'trust';
 export const JWKS_FILE = 'jwks.json';
 export const POLICY_FILE = 'approval-policy.json';
-
-/** The enrollment proof's message: canonical `{device, manifestHash, tokenDigest, v: 1, x25519PublicKey}`. */
-export function enrollProofMessage(input: {
-  device: string;
-  token: string;
-  manifestHash: string;
-  x25519PublicKey?: string;
-}) {
-  return canonicalBytes({
-    v: 1,
-    device: input.device,
-    tokenDigest: toBase64Url(createHash('sha256').update(utf8(input.token)).digest()),
-    manifestHash: input.manifestHash,
-    x25519PublicKey: input.x25519PublicKey ?? null,
-  });
-}
 
 /** A token's iat and exp in ms, read without verifying it (for scheduling refreshes only). */
 export function tokenTimes(token: string): { issuedAtMs: number; expiresAtMs: number } | undefined {
@@ -55,11 +34,6 @@ export function tokenTimes(token: string): { issuedAtMs: number; expiresAtMs: nu
   } catch {
     return undefined; // not a JWS: nothing to schedule by
   }
-}
-
-/** A token request's message: canonical `{challenge, device, v: 1}`. */
-export function deviceTokenProofMessage(device: string, challenge: string): Uint8Array {
-  return canonicalBytes({ v: 1, device, challenge });
 }
 
 export const Enrollment = z.strictObject({
@@ -214,11 +188,12 @@ export async function enroll(input: EnrollInput): Promise<EnrollOutcome> {
   // Every device sends its X25519 key, so that it can use a LoRa uplink later without enrolling again.
   mkdirSync(input.stateDir, { recursive: true, mode: 0o700 });
   const x25519PublicKey = toBase64Url(loadLoraKey(input.stateDir).publicKey);
-  const proof = signEd25519(
-    input.identity.seed,
-    ENROLL_PROOF_CONTEXT,
-    enrollProofMessage({ device: input.identity.did, token: input.token, manifestHash: hash, x25519PublicKey }),
-  );
+  const proof = signEnrollProof(input.identity.seed, {
+    device: input.identity.did,
+    token: input.token,
+    manifestHash: hash,
+    x25519PublicKey,
+  });
   let res: Response;
   try {
     res = await (input.fetch ?? fetch)(`${base}/v1/devices/enroll`, {
@@ -326,11 +301,7 @@ export async function requestDeviceToken(input: {
     return value;
   };
   const { challenge } = (await post('/v1/devices/challenge', { device: input.identity.did })) as { challenge: string };
-  const proof = signEd25519(
-    input.identity.seed,
-    DEVICE_TOKEN_PROOF_CONTEXT,
-    deviceTokenProofMessage(input.identity.did, challenge),
-  );
+  const proof = signDeviceTokenProof(input.identity.seed, input.identity.did, challenge);
   const r = (await post('/v1/devices/token', {
     v: 1,
     device: input.identity.did,

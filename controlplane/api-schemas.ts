@@ -45,7 +45,7 @@ export const EnrollRequest = z.strictObject({
   device: DeviceId,
   manifest: z.record(z.string(), z.unknown()),
   x25519PublicKey: base64UrlBytes(32).optional(),
-  /** Ed25519 signature of the enrollment proof (enroll-proof.ts). */
+  /** Ed25519 signature of the enrollment proof (protocol/enroll-proof.ts). */
   proof: base64UrlBytes(64),
 });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;

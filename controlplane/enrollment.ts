@@ -3,23 +3,16 @@
 // later proves its key again to get a fresh token after an outage. docs/controlplane.md §Enrollment.
 
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from '../protocol/bytes.ts';
-import { ed25519FromDidKey } from '../protocol/did-key.ts';
+import { verifyDeviceTokenProof, verifyEnrollProof } from '../protocol/enroll-proof.ts';
 import { isOutpostError } from '../protocol/errors.ts';
 import type { JwkSet } from '../protocol/jwks.ts';
 import { type CapabilityManifest, decodeManifest, manifestHash } from '../protocol/manifest.ts';
 import type { QuorumPolicy } from '../protocol/quorum.ts';
-import { verifyEd25519 } from '../protocol/signing.ts';
 import type { DeviceTokenRequest, EnrollRequest, EnrollTokenRequest } from './api-schemas.ts';
 import { authFailure, checkNotLockedOut, type Principal, requireOperator } from './auth.ts';
 import { audit, type ControlPlaneContext } from './context.ts';
 import { constantTimeEqual, enrollTokenHash, enrollTokenId, mintEnrollToken as mintToken } from './credentials.ts';
 import { publishServed } from './devices.ts';
-import {
-  DEVICE_TOKEN_PROOF_CONTEXT,
-  deviceTokenProofMessage,
-  ENROLL_PROOF_CONTEXT,
-  enrollProofMessage,
-} from './enroll-proof.ts';
 import { ControlPlaneError } from './errors.ts';
 import { newLoraEnrollToken } from './lora-enrollment.ts';
 import type { DeviceRecord, EnrollRefusal, MachineRole } from './ports.ts';
@@ -221,15 +214,13 @@ export async function enrollDevice(
     throw e;
   }
   const hash = manifestHash(manifest);
-  const proofOk = verifyEd25519(
-    ed25519FromDidKey(req.device),
-    ENROLL_PROOF_CONTEXT,
-    enrollProofMessage({
+  const proofOk = verifyEnrollProof(
+    {
       device: req.device,
       token: req.token,
       manifestHash: hash,
       ...(req.x25519PublicKey ? { x25519PublicKey: req.x25519PublicKey } : {}),
-    }),
+    },
     fromBase64Url(req.proof),
   );
   if (!proofOk) throw await deny('PROOF_INVALID', 'the proof of possession does not verify', { tokenId });
@@ -359,12 +350,7 @@ export async function refreshDeviceToken(
   if (!challengeValid(ctx, req.device, req.challenge)) {
     throw await deny('CHALLENGE_INVALID', 'challenge unknown or expired; ask for a new one');
   }
-  const ok = verifyEd25519(
-    ed25519FromDidKey(req.device),
-    DEVICE_TOKEN_PROOF_CONTEXT,
-    deviceTokenProofMessage(req.device, req.challenge),
-    fromBase64Url(req.proof),
-  );
+  const ok = verifyDeviceTokenProof(req.device, req.challenge, fromBase64Url(req.proof));
   if (!ok) throw await deny('PROOF_INVALID', 'the proof does not verify');
   const device = await ctx.store.getDevice(req.device);
   if (!device) throw await deny('DEVICE_UNKNOWN', 'this device is not enrolled');

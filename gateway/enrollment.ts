@@ -6,24 +6,20 @@
 //   POST /v1/devices/challenge  { device }                                           → { challenge, expiresAtMs }
 //   POST /v1/devices/token      { v: 1, device, challenge, proof }                   → { runtimeToken, tokenExpiresAtMs }
 //
-// Proofs are Ed25519 signatures (canonical-signing.md signing input) over canonical JSON:
-//   enroll: context outpost/enroll-proof/v1, {"device","manifestHash","tokenDigest","v":1,"x25519PublicKey":null}
-//   token:  context outpost/device-token-request/v1, {"challenge","device","v":1}
+// The proofs are those of protocol/enroll-proof.ts (docs/controlplane.md §Enrollment); the gateway sends no X25519
+// key, so its enrollment proof signs `"x25519PublicKey":null`.
 
-import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { z } from 'zod';
-import { toBase64Url, utf8 } from '../protocol/bytes.ts';
-import { canonicalBytes } from '../protocol/canonical-json.ts';
+import { toBase64Url } from '../protocol/bytes.ts';
 import { didKeyFromEd25519 } from '../protocol/did-key.ts';
+import { signDeviceTokenProof, signEnrollProof } from '../protocol/enroll-proof.ts';
 import { TenantId } from '../protocol/identifiers.ts';
 import { type CapabilityManifest, manifestHash } from '../protocol/manifest.ts';
-import { ed25519KeyPair, signEd25519 } from '../protocol/signing.ts';
+import { ed25519KeyPair } from '../protocol/signing.ts';
 import { GatewayError } from './errors.ts';
 
-export const ENROLL_PROOF_CONTEXT = 'outpost/enroll-proof/v1';
-export const DEVICE_TOKEN_PROOF_CONTEXT = 'outpost/device-token-request/v1';
 const MAX_RESPONSE_BYTES = 1 << 20;
 
 /** What the gateway keeps from its enrollment (state directory, `enrollment.json`, 0600). */
@@ -126,11 +122,6 @@ function answer<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
-/** base64url(SHA-256(token text)): what the enroll proof binds, so the token itself is never signed. */
-export function enrollTokenDigest(token: string): string {
-  return toBase64Url(createHash('sha256').update(utf8(token)).digest());
-}
-
 /** Enrolls the gateway with `token`; returns what to keep and the first runtime token. */
 export async function enrollGateway(input: {
   readonly httpUrl: string;
@@ -142,17 +133,7 @@ export async function enrollGateway(input: {
 }): Promise<{ enrollment: Enrollment; runtimeToken: string }> {
   const device = didKeyFromEd25519(ed25519KeyPair(input.seed).publicKey);
   const mHash = manifestHash(input.manifest);
-  const proof = signEd25519(
-    input.seed,
-    ENROLL_PROOF_CONTEXT,
-    canonicalBytes({
-      v: 1,
-      device,
-      tokenDigest: enrollTokenDigest(input.token),
-      manifestHash: mHash,
-      x25519PublicKey: null,
-    }),
-  );
+  const proof = signEnrollProof(input.seed, { device, token: input.token, manifestHash: mHash });
   const base = input.httpUrl.replace(/\/+$/, '');
   const a = answer(
     EnrollAnswer,
@@ -192,11 +173,7 @@ export async function renewGatewayToken(input: {
     await postJson(`${base}/v1/devices/challenge`, { device }, input.http),
     'challenge',
   );
-  const proof = signEd25519(
-    input.seed,
-    DEVICE_TOKEN_PROOF_CONTEXT,
-    canonicalBytes({ v: 1, device, challenge: c.challenge }),
-  );
+  const proof = signDeviceTokenProof(input.seed, device, c.challenge);
   const t = answer(
     TokenAnswer,
     await postJson(

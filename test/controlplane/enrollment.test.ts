@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { authenticate } from '../../controlplane/auth.ts';
-import { DEVICE_TOKEN_PROOF_CONTEXT, deviceTokenProofMessage } from '../../controlplane/enroll-proof.ts';
 import {
   enrollDevice,
   issueDeviceChallenge,
@@ -12,6 +11,7 @@ import { isControlPlaneError } from '../../controlplane/errors.ts';
 import { CONTROL_PLANE_AUDIENCE } from '../../controlplane/settings.ts';
 import { toBase64Url } from '../../protocol/bytes.ts';
 import { FakeClock } from '../../protocol/clock.ts';
+import { DEVICE_TOKEN_PROOF_CONTEXT, deviceTokenProofMessage } from '../../protocol/enroll-proof.ts';
 import { parseJwks } from '../../protocol/jwks.ts';
 import { x25519KeyPair } from '../../protocol/lora-keys.ts';
 import { signEd25519 } from '../../protocol/signing.ts';

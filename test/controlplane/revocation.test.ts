@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEVICE_TOKEN_PROOF_CONTEXT, deviceTokenProofMessage } from '../../controlplane/enroll-proof.ts';
 import { toBase64Url } from '../../protocol/bytes.ts';
+import { DEVICE_TOKEN_PROOF_CONTEXT, deviceTokenProofMessage } from '../../protocol/enroll-proof.ts';
 import { signEd25519 } from '../../protocol/signing.ts';
 import {
   api,

@@ -6,7 +6,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WebSocket } from 'ws';
-import { ENROLL_PROOF_CONTEXT, enrollProofMessage } from '../../controlplane/enroll-proof.ts';
 import type { EnrollResponse } from '../../controlplane/enrollment.ts';
 import { type ControlPlaneHost, startControlPlaneHost } from '../../controlplane/node/host.ts';
 import { initStateDir } from '../../controlplane/node/state-dir.ts';
@@ -14,6 +13,7 @@ import type { ControlPlaneLimits } from '../../controlplane/settings.ts';
 import { toBase64Url } from '../../protocol/bytes.ts';
 import { type Clock, systemClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
+import { ENROLL_PROOF_CONTEXT, enrollProofMessage } from '../../protocol/enroll-proof.ts';
 import {
   type BodyOf,
   decodeEnvelope,

@@ -3,13 +3,13 @@
 // answering them as the relay contract says (lora-relay.md). Tests drive it: send downlink, cut sessions,
 // withhold acks. It does not open LoRa frames; the control plane's LoRa endpoint has its own tests.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { fromBase64Url } from '../../protocol/bytes.ts';
-import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import { systemClock } from '../../protocol/clock.ts';
 import { ed25519FromDidKey } from '../../protocol/did-key.ts';
+import { verifyDeviceTokenProof, verifyEnrollProof } from '../../protocol/enroll-proof.ts';
 import {
   decodeEnvelope,
   type Envelope,
@@ -22,7 +22,7 @@ import {
 import { publishedJwk } from '../../protocol/jwks.ts';
 import type { DownlinkReport, RelayedFrame } from '../../protocol/lora-relay.ts';
 import { decodeManifest, manifestHash } from '../../protocol/manifest.ts';
-import { ed25519KeyPair, verifyEd25519 } from '../../protocol/signing.ts';
+import { ed25519KeyPair } from '../../protocol/signing.ts';
 import { newJti, signRuntimeToken, verifyRuntimeToken } from '../../protocol/tokens.ts';
 
 export const FAKE_TID = '0e6c3a3d-952c-55af-be8a-3d562dcf52c7';
@@ -114,9 +114,8 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
           return reply(400, { error: { code: 'BAD_REQUEST', message: 'not JSON' } });
         }
         const device = b.device ?? '';
-        let key: Uint8Array;
         try {
-          key = ed25519FromDidKey(device);
+          ed25519FromDidKey(device);
         } catch {
           return reply(400, { error: { code: 'BAD_REQUEST', message: 'device' } });
         }
@@ -124,14 +123,8 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
           if (!enrollTokens.has(b.token ?? ''))
             return reply(401, { error: { code: 'ENROLL_TOKEN_UNKNOWN', message: '' } });
           const manifest = b.manifest as unknown as Record<string, unknown>;
-          const message = canonicalBytes({
-            v: 1,
-            device,
-            tokenDigest: createHash('sha256').update(b.token!).digest('base64url'),
-            manifestHash: manifestHash(decodeManifest(manifest)),
-            x25519PublicKey: null,
-          });
-          if (!verifyEd25519(key, 'outpost/enroll-proof/v1', message, fromBase64Url(b.proof ?? ''))) {
+          const input = { device, token: b.token!, manifestHash: manifestHash(decodeManifest(manifest)) };
+          if (!verifyEnrollProof(input, fromBase64Url(b.proof ?? ''))) {
             return reply(401, { error: { code: 'PROOF_INVALID', message: '' } });
           }
           enrollTokens.delete(b.token!);
@@ -156,12 +149,7 @@ export async function startFakeControlPlane(options: FakeControlPlaneOptions = {
           const ok =
             challenges.get(b.challenge ?? '') === device &&
             enrolled.has(device) &&
-            verifyEd25519(
-              key,
-              'outpost/device-token-request/v1',
-              canonicalBytes({ v: 1, device, challenge: b.challenge }),
-              fromBase64Url(b.proof ?? ''),
-            );
+            verifyDeviceTokenProof(device, b.challenge ?? '', fromBase64Url(b.proof ?? ''));
           if (!ok) return reply(401, { error: { code: 'PROOF_INVALID', message: '' } });
           challenges.delete(b.challenge!);
           return reply(200, { runtimeToken: await mint(device, tokenLifetimeS), tokenExpiresAtMs: 0 });

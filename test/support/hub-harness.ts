@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authenticate } from '../../controlplane/auth.ts';
 import { type ControlPlane, createControlPlane } from '../../controlplane/control-plane.ts';
-import { ENROLL_PROOF_CONTEXT, enrollProofMessage } from '../../controlplane/enroll-proof.ts';
 import { enrollDevice, mintEnrollToken } from '../../controlplane/enrollment.ts';
 import type { Connection, HubConnection } from '../../controlplane/hub-session.ts';
 import { initStateDir, type OpenedState, openStateDir } from '../../controlplane/node/state-dir.ts';
@@ -15,6 +14,7 @@ import type { ControlPlaneLimits } from '../../controlplane/settings.ts';
 import { toBase64Url } from '../../protocol/bytes.ts';
 import type { FakeClock } from '../../protocol/clock.ts';
 import { didKeyFromEd25519 } from '../../protocol/did-key.ts';
+import { ENROLL_PROOF_CONTEXT, enrollProofMessage } from '../../protocol/enroll-proof.ts';
 import {
   type BodyOf,
   decodeEnvelope,
