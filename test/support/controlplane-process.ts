@@ -64,9 +64,17 @@ export function startControlPlaneProcess(
   };
 }
 
-/** examples/agent.toml with absolute program paths and ports 0, written to `dir/agent.toml`. */
+/**
+ * examples/agent.toml with absolute program paths and ports 0, written to `dir/agent.toml`. The valve's allowed hours
+ * are dropped: these tests call it at whatever time of day they run (the interlock is tested in gate.test.ts on a fake
+ * clock).
+ */
 export function writeGreenhouseAgentConfig(dir: string, name = 'greenhouse-north'): string {
-  const text = readFileSync(join(ROOT, 'examples/agent.toml'), 'utf8')
+  const example = readFileSync(join(ROOT, 'examples/agent.toml'), 'utf8');
+  const hours = /^allowed_hours = .*\n/m;
+  if (!hours.test(example)) throw new Error('examples/agent.toml no longer has the allowed_hours line this drops');
+  const text = example
+    .replace(hours, '')
     .replaceAll('./greenhouse/', `${join(ROOT, 'examples/greenhouse')}/`)
     .replace(/http_port = \d+/, 'http_port = 0')
     .replace(/^port = \d+/m, 'port = 0')
