@@ -103,7 +103,11 @@ export async function startLoraSite(o: LoraSiteOptions): Promise<LoraSite> {
   const started: SupervisedProcess[] = [];
   let backhaul: TcpProxy | undefined;
   const close = async () => {
-    for (const p of started.reverse()) await p.kill9();
+    for (const p of started.reverse()) {
+      // The radio sim closes its emulators' socat pty pairs on SIGTERM; kill -9 alone would leave them running.
+      if (p.name === 'radio-sim') await Promise.race([p.stop('SIGTERM'), new Promise((r) => setTimeout(r, 5_000))]);
+      await p.kill9();
+    }
     await backhaul?.close();
   };
   try {
