@@ -6,6 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { RadioSimInfo } from '../../../cli/radio-sim.ts';
+import { DUTY_CYCLE_WINDOW_MS } from '../../../firmware-bridge/duty-cycle.ts';
+import type { AirStats } from '../../../firmware-bridge/emulator/simulated-air.ts';
 import type { GatewayStatus } from '../../../gateway/gateway.ts';
 import { getFromGateway } from '../../../gateway/local-api.ts';
 import { CLI, childEnv } from '../../support/agent-process.ts';
@@ -23,6 +25,12 @@ export const SITE_TIME_SCALE = 20;
  * faults exhausts the budget and the agents go quiet for minutes, as the law says they must.
  */
 export const SENSOR_PACE = { periodMs: 1000, batch: 3 } as const;
+
+/** Each agent's share of its region's duty-cycle budget (the agents' `[lora] duty_cycle_share`, set below). */
+export const AGENT_DUTY_CYCLE_SHARE = 0.5;
+
+/** The law's observation window (one hour of air) in wall-clock ms at the site's time scale: 180 s. */
+export const LAW_WINDOW_WALL_MS = DUTY_CYCLE_WINDOW_MS / SITE_TIME_SCALE;
 
 const RNODE_PARAMS = `region = "EU868"
 frequency_hz = 867200000
@@ -52,6 +60,8 @@ export interface LoraSite {
   gatewayStatus(): Promise<GatewayStatus>;
   /** POST to the radio sim's control API (e.g. `/v1/radios/rnode-0/unplug`). */
   simPost(path: string): Promise<unknown>;
+  /** The simulated air's own accounting: per emulated radio, frames and airtime sent, budget used, frames heard. */
+  airStats(): Promise<AirStats>;
   /** Lost, duplicated and moved over every agent, against what the control plane stored per device. */
   reconcile(): Promise<{ lost: number; duplicated: number; moved: number; distinct: number }>;
   close(): Promise<void>;
@@ -93,7 +103,11 @@ export async function startLoraSite(o: LoraSiteOptions): Promise<LoraSite> {
   const started: SupervisedProcess[] = [];
   let backhaul: TcpProxy | undefined;
   const close = async () => {
-    for (const p of started.reverse()) await p.kill9();
+    for (const p of started.reverse()) {
+      // The radio sim closes its emulators' socat pty pairs on SIGTERM; kill -9 alone would leave them running.
+      if (p.name === 'radio-sim') await Promise.race([p.stop('SIGTERM'), new Promise((r) => setTimeout(r, 5_000))]);
+      await p.kill9();
+    }
     await backhaul?.close();
   };
   try {
@@ -193,6 +207,7 @@ mode = "lora"
 time_scale = ${SITE_TIME_SCALE}
 ack_timeout_s = 40
 frames_per_delivery = 2
+duty_cycle_share = ${AGENT_DUTY_CYCLE_SHARE}
 
 [[radios]]
 kind = "rnode"
@@ -224,6 +239,7 @@ ${RNODE_PARAMS}
       ...(backhaul ? { backhaul } : {}),
       gatewayStatus,
       simPost: (path) => simRequest(air.control, 'POST', path),
+      airStats: async () => ((await simRequest(air.control, 'GET', '/v1/stats')) as { air: AirStats }).air,
       async reconcile() {
         const sum = { lost: 0, duplicated: 0, moved: 0, distinct: 0 };
         for (const a of agents) {
@@ -290,24 +306,128 @@ export function startPacedProducers(
   };
 }
 
-/** Resolves with the gateway's status once it has forwarded `frames` more frames upstream than now. */
-export async function whileForwarding(site: LoraSite, frames: number, timeoutMs: number): Promise<GatewayStatus> {
+/** What the waits for forwarding saw of agents kept quiet by the duty-cycle law (see whileForwarding). */
+export interface LawTally {
+  /** Waits of a second or more during which every agent had spent its share of the budget and the air was silent. */
+  waits: number;
+  /** The longest such wait, wall ms. */
+  longestMs: number;
+  /** All of them together, wall ms. */
+  totalMs: number;
+}
+
+export const emptyLawTally = (): LawTally => ({ waits: 0, longestMs: 0, totalMs: 0 });
+
+/**
+ * An agent whose emulated radio has this much of the law's budget used (the air's own accounting) may not send a
+ * full delivery (two frames of up to 254 bytes at SF7, under 1 s of air, counted 1/share times) until old airtime
+ * leaves the window.
+ */
+const HELD_BY_LAW = AGENT_DUTY_CYCLE_SHARE - 0.03;
+
+/**
+ * Resolves with the gateway's status once it has forwarded `frames` more frames upstream than now.
+ *
+ * `timeoutMs` bounds how long the gateway may forward nothing while frames could reach it. Time during which
+ * every agent has spent its share of the EU868 budget (by the simulated air's accounting, not the agents' word)
+ * and no frame reaches the gateway's radio is the law at work, not a fault: it is not counted against `timeoutMs`
+ * (but bounded by one law window more) and is tallied in `law`. The failure says which it was: frames the air
+ * delivered to the gateway's radio that the gateway never counted (a deaf gateway), agents silent with budget
+ * left, or a gateway that hears and stores but does not forward.
+ */
+export async function whileForwarding(
+  site: LoraSite,
+  frames: number,
+  timeoutMs: number,
+  law: LawTally = emptyLawTally(),
+): Promise<GatewayStatus> {
   const t0 = performance.now();
+  const gatewayPort = site.air.radios[0]!.name;
+  const agentPorts = site.agents.map((_, i) => site.air.radios[i + 1]!.name);
   let start: number | undefined;
+  let air: AirStats | undefined;
+  let airAtStart: AirStats | undefined;
+  let airPolledAt = Number.NEGATIVE_INFINITY;
+  let lastPollAt = t0;
+  let heldMs = 0;
+  let heldNow = 0;
+  let radioAtStart: number | undefined;
+  const settleHeld = () => {
+    // Counted when longer than a second (shorter ones are the gap between two polls); all of it is excluded.
+    if (heldNow >= 1_000) {
+      law.waits++;
+      law.longestMs = Math.max(law.longestMs, heldNow);
+      law.totalMs += heldNow;
+    }
+    heldNow = 0;
+  };
   for (;;) {
+    const now = performance.now();
     const s = await site.gatewayStatus().catch(() => undefined);
     if (s) {
       start ??= s.uplink.forwarded;
-      if (s.uplink.forwarded >= start + frames) return s;
+      radioAtStart ??= s.radios[0]?.frames.received;
+      if (s.uplink.forwarded >= start + frames) {
+        settleHeld();
+        return s;
+      }
     }
-    if (performance.now() - t0 > timeoutMs) {
-      const agents = site.agents.map((a) => a.rig.process.tail(8)).join('\n');
+    if (now - airPolledAt >= 250) {
+      const previous = air;
+      air = await site.airStats().catch(() => air);
+      airAtStart ??= air;
+      airPolledAt = now;
+      // Held by law over the last poll: every agent at its share, and nothing reached the gateway's radio.
+      const heard = (a: AirStats | undefined) => a?.ports[gatewayPort]?.rx.delivered ?? 0;
+      const held =
+        air !== undefined &&
+        previous !== undefined &&
+        heard(air) === heard(previous) &&
+        agentPorts.every((p) => (air!.ports[p]?.budgetUsed ?? 0) >= HELD_BY_LAW);
+      if (held) {
+        heldMs += now - lastPollAt;
+        heldNow += now - lastPollAt;
+      } else settleHeld();
+      lastPollAt = now;
+    }
+    const elapsed = now - t0;
+    if (elapsed - heldMs > timeoutMs || elapsed > timeoutMs + LAW_WINDOW_WALL_MS) {
+      settleHeld();
       throw new Error(
-        `the gateway forwarded no ${frames} more frames within ${timeoutMs} ms; radio ${JSON.stringify(s?.radios[0]?.frames)}, uplink ${JSON.stringify(s?.uplink)}\n${site.gateway.tail(10)}\n${agents}`,
+        `the gateway forwarded no ${frames} more frames within ${Math.round(elapsed)} ms (${Math.round(heldMs)} ms of it with every agent held by the duty-cycle law): ${stallVerdict(s, radioAtStart, air, airAtStart, gatewayPort, agentPorts)}; radio ${JSON.stringify(s?.radios[0]?.frames)}, uplink ${JSON.stringify(s?.uplink)}\n${site.gateway.tail(10)}\n${site.agents.map((a) => a.rig.process.tail(8)).join('\n')}`,
       );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Why nothing was forwarded, from the air's accounting against the gateway's own counters. */
+function stallVerdict(
+  s: GatewayStatus | undefined,
+  radioAtStart: number | undefined,
+  air: AirStats | undefined,
+  airAtStart: AirStats | undefined,
+  gatewayPort: string,
+  agentPorts: readonly string[],
+): string {
+  if (!s || !air || !airAtStart) return 'no status from the gateway or the air';
+  const port = (a: AirStats, id: string) => a.ports[id];
+  const delivered = (port(air, gatewayPort)?.rx.delivered ?? 0) - (port(airAtStart, gatewayPort)?.rx.delivered ?? 0);
+  const counted = (s.radios[0]?.frames.received ?? 0) - (radioAtStart ?? 0);
+  const agents = agentPorts
+    .map((id) => {
+      const now = port(air, id);
+      const then = port(airAtStart, id);
+      return `${id} sent ${(now?.tx.frames ?? 0) - (then?.tx.frames ?? 0)} frames, ${Math.round(((now?.budgetUsed ?? 0) / AGENT_DUTY_CYCLE_SHARE) * 100)} % of its share used`;
+    })
+    .join('; ');
+  const why =
+    delivered > counted
+      ? 'GATEWAY DEAF: the air delivered frames to its radio that it never counted'
+      : delivered === 0
+        ? "AGENTS SILENT: no frame reached the gateway's radio"
+        : 'the gateway heard frames but forwarded none';
+  return `${why} (air delivered ${delivered} to ${gatewayPort}, the gateway counted ${counted}; ${agents})`;
 }
 
 /** Resolves once every agent's queue is empty (the control plane acknowledged everything over the air). */

@@ -311,6 +311,26 @@ describe('RNode driver: faults', { timeout: 60_000 }, () => {
     );
   });
 
+  it('an unplug storm: after every replug the radio is ready and hears the air again (25 cycles)', async () => {
+    const { ea, a, b } = await readyPair();
+    const atA = collectPackets(a);
+    // Out for no time at all, a blink, or long enough for several presence polls and reopen tries.
+    const outMs = [0, 5, 40, 200, 0, 300, 10, 0, 120, 60];
+    for (let cycle = 0; cycle < 25; cycle++) {
+      const absent = waitForStatus(a, (s) => s.state === 'absent' || s.state === 'error');
+      await ea.unplug();
+      await absent;
+      await new Promise((r) => setTimeout(r, outMs[cycle % outMs.length]));
+      const ready = waitForStatus(a, isState('ready'));
+      await ea.replug();
+      await ready;
+      const want = atA.got.length + 1;
+      assert.equal((await b.send(payloadOf(cycle))).state, 'sent');
+      await atA.waitForCount(want, 3_000);
+      assert.equal(key(atA.got.at(-1)!.payload), key(payloadOf(cycle)), `cycle ${cycle + 1}`);
+    }
+  });
+
   it('firmware reboot mid-transfer (55 F8): re-initialises and every packet still arrives (at least once)', async () => {
     const { ea, a, b } = await readyPair();
     const atB = collectPackets(b);
