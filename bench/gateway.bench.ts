@@ -614,6 +614,10 @@ async function run(ctx: BenchContext): Promise<void> {
     `Goodput: 3 device links with an endless backlog (6,000 readings each, resent if unacknowledged ${RESEND_AFTER_MS / 1000} s of device time after sending) on one simulated air ×${timeScale} for ${simHours} simulated hour${simHours === 1 ? '' : 's'}; the gateway forwards over WSS to the control plane's relay, whose store counts each reading once. Each run of every part is a fresh site. Capacity is what the devices' own budget share allows in full frames; collisions, heartbeats, partly filled frames and retransmissions all count against the share. Bytes on air are read from the frames the links hand their radios.`,
   );
 
+  ctx.note(
+    `Acknowledgements: the relay's telemetry.ack travels as downlink through the gateway's queue and radio under the gateway's own duty cycle; a device with a backlog sends a full frame every ${(fullFrameAirMs / (DEVICE_SHARE * BAND.dutyCycle) / 1000).toFixed(0)} s (${DEVICE_SHARE * 100} % of the 1 %), and readings still unacknowledged ${RESEND_AFTER_MS / 1000} s of device time after sending go on the air again (gw.readings.resent, against gw.ack.p50/p90): that airtime is most of what goodput misses. Why acknowledgements take this long is not analysed here. At ×${timeScale} every real millisecond of the path (serial links, fsync, WSS) counts as ${timeScale} ms of device time, which likely widens the spread between runs.`,
+  );
+
   // 3. End-to-end latency.
   const n = ctx.size(20, 3);
   const frameBytes = encodeTelemetry(readings(3)).length + LORA_OVERHEAD_BYTES;
