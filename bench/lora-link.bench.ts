@@ -219,7 +219,7 @@ async function run(ctx: BenchContext): Promise<void> {
     (100 * sim.delivered) / hours / capacityPerHour,
   );
   ctx.note(
-    `Goodput: a device with an endless backlog packs, seals and transmits full frames through the simulated air in virtual time; the air enforces the EU868 law and the receiver authenticates and decodes every frame (${sim.frames} frames, ${sim.refusals} duty-cycle refusals waited out). The figure for the real agent → gateway path is added when both are on main.`,
+    `Goodput: a device with an endless backlog packs, seals and transmits full frames through the simulated air in virtual time; the air enforces the EU868 law and the receiver authenticates and decodes every frame (${sim.frames} frames, ${sim.refusals} duty-cycle refusals waited out). The real device links → gateway → control plane path is measured by gateway.bench.ts (gw.goodput.share).`,
   );
 
   const sizes = [16, 128, 254];
