@@ -29,7 +29,7 @@ import { ed25519KeyPair } from '../protocol/signing.ts';
 import { encodeTelemetryUnit, MAX_UNIT_RECORDS, signTelemetryUnit } from '../protocol/telemetry.ts';
 import { openDatabase } from '../store/database.ts';
 import { createOutbox, OUTBOX_MIGRATIONS } from '../store/outbox.ts';
-import { type BenchContext, elapsedMs, now, runBench, summarizeLatencies } from './harness.ts';
+import { type BenchContext, ECHO_MESSAGE, elapsedMs, now, runBench, summarizeLatencies, timeCalls } from './harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'cli/bin.ts');
@@ -37,19 +37,6 @@ const CLI = join(ROOT, 'cli/bin.ts');
 const IN_FLIGHT = 32;
 /** The per-session envelope rate limit lifted for the round-trip runs (see the note where it is used). */
 const UNTHROTTLED: Partial<ControlPlaneLimits> = { envelopesPerSecond: 1_000_000, envelopeBurst: 1_000_000 };
-
-/** A tool.call envelope's size on the wire (as in tool-call.bench.ts): what the echo baseline sends. */
-const MESSAGE = JSON.stringify({
-  v: 2,
-  id: 'AAAAAAAAAAAAAAAAAAAAAA',
-  tid: '0e6c3a3d-952c-55af-be8a-3d562dcf52c7',
-  type: 'tool.call',
-  ts: 1767225660000,
-  seq: 1,
-  src: 'cp:bench',
-  dst: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',
-  body: { callId: 'c-000000000001', tool: 'soil.read_moisture', args: { bed: 2 }, deadlineMs: 1767225690000 },
-});
 
 async function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -168,16 +155,6 @@ async function startLink(a: SimAgent): Promise<UpstreamLink> {
 }
 
 /** Sequential calls of `call`; per-call ms. */
-async function timeCalls(n: number, call: () => Promise<unknown>): Promise<Float64Array> {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = now();
-    await call();
-    out[i] = elapsedMs(t);
-  }
-  return out;
-}
-
 /** `n` calls with `IN_FLIGHT` at a time; calls per second. */
 async function callsPerSecond(n: number, call: () => Promise<unknown>): Promise<number> {
   let next = 0;
@@ -228,7 +205,7 @@ async function wsEcho(): Promise<{ roundTrip(): Promise<void>; close(): Promise<
     roundTrip: () =>
       new Promise<void>((done) => {
         waiting.push(done);
-        client.send(MESSAGE);
+        client.send(ECHO_MESSAGE);
       }),
     async close() {
       client.close();
@@ -251,7 +228,7 @@ async function roundTrips(ctx: BenchContext, root: string): Promise<void> {
     );
     ctx.figure({
       id: 'ws.p50',
-      label: `baseline: bare ws echo of ${MESSAGE.length} B, server in the same process, p50`,
+      label: `baseline: bare ws echo of ${ECHO_MESSAGE.length} B, server in the same process, p50`,
       ...ms,
       samples: echoed.map((s) => s.p50),
     });

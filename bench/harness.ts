@@ -130,6 +130,33 @@ export function summarizeLatencies(values: readonly number[] | Float64Array): La
   };
 }
 
+/** Runs `call` `n` times one after another; each run's latency in ms. */
+export async function timeCalls(n: number, call: () => Promise<unknown>): Promise<Float64Array> {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = now();
+    await call();
+    out[i] = elapsedMs(t);
+  }
+  return out;
+}
+
+/**
+ * What the bare `ws` echo baselines send: a tool.call envelope's size on the wire (protocol/envelope.ts vectors are
+ * 300–400 bytes), so the baseline moves what a call moves.
+ */
+export const ECHO_MESSAGE = JSON.stringify({
+  v: 2,
+  id: 'AAAAAAAAAAAAAAAAAAAAAA',
+  tid: '0e6c3a3d-952c-55af-be8a-3d562dcf52c7',
+  type: 'tool.call',
+  ts: 1767225660000,
+  seq: 1,
+  src: 'cp:bench',
+  dst: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',
+  body: { callId: 'c-000000000001', tool: 'climate.read', args: { zone: 3 }, deadlineMs: 1767225690000 },
+});
+
 /** Nanosecond timer start; pair with `elapsedMs` / `ratePerSecond`. */
 export function now(): bigint {
   return process.hrtime.bigint();

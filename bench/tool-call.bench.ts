@@ -13,20 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createLocalApiClient } from '../agent/local-api/client.ts';
-import { type BenchContext, runBench, summarizeLatencies } from './harness.ts';
-
-/** A tool.call envelope's size on the wire (protocol/envelope.ts vectors are 300–400 bytes). */
-const MESSAGE = JSON.stringify({
-  v: 2,
-  id: 'AAAAAAAAAAAAAAAAAAAAAA',
-  tid: '0e6c3a3d-952c-55af-be8a-3d562dcf52c7',
-  type: 'tool.call',
-  ts: 1767225660000,
-  seq: 1,
-  src: 'cp:bench',
-  dst: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',
-  body: { callId: 'c-000000000001', tool: 'climate.read', args: { zone: 3 }, deadlineMs: 1767225690000 },
-});
+import { type BenchContext, ECHO_MESSAGE, runBench, summarizeLatencies, timeCalls } from './harness.ts';
 
 const ECHO_SERVER = `
 import { WebSocketServer } from 'ws';
@@ -60,7 +47,7 @@ async function echoServer(where: 'in-process' | 'child'): Promise<{ port: number
   };
 }
 
-/** Sequential round trips of MESSAGE over one connection to a bare echo server; per-trip ms. */
+/** Sequential round trips of ECHO_MESSAGE over one connection to a bare echo server; per-trip ms. */
 async function wsEcho(trips: number, where: 'in-process' | 'child'): Promise<Float64Array> {
   const server = await echoServer(where);
   const client = new WebSocket(`ws://127.0.0.1:${server.port}`);
@@ -73,10 +60,10 @@ async function wsEcho(trips: number, where: 'in-process' | 'child'): Promise<Flo
       out[i++] = Number(process.hrtime.bigint() - t) / 1e6;
       if (i === trips) return done();
       t = process.hrtime.bigint();
-      client.send(MESSAGE);
+      client.send(ECHO_MESSAGE);
     });
     t = process.hrtime.bigint();
-    client.send(MESSAGE);
+    client.send(ECHO_MESSAGE);
   });
   client.close();
   await once(client, 'close');
@@ -121,16 +108,6 @@ async function startAgent(dir: string): Promise<{ socket: string; mcpUrl: string
 }
 
 /** Sequential calls of `call`; per-call ms. */
-async function timeCalls(n: number, call: () => Promise<unknown>): Promise<Float64Array> {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    await call();
-    out[i] = Number(process.hrtime.bigint() - t) / 1e6;
-  }
-  return out;
-}
-
 async function run(ctx: BenchContext): Promise<void> {
   const trips = ctx.size(5_000, 200);
   const ms = { unit: 'ms', better: 'lower' as const };
@@ -142,7 +119,7 @@ async function run(ctx: BenchContext): Promise<void> {
     const what = where === 'child' ? 'server in another process' : 'server in the same process';
     ctx.figure({
       id: `${id}.p50`,
-      label: `baseline: bare ws echo of ${MESSAGE.length} B, ${what}, p50`,
+      label: `baseline: bare ws echo of ${ECHO_MESSAGE.length} B, ${what}, p50`,
       ...ms,
       samples: echo.map((s) => s.p50),
     });
